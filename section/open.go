@@ -1,0 +1,104 @@
+package section
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Options tune how a section is read. The zero value reads the files as
+// they are laid out by their producer.
+type Options struct {
+	Name         string // section name override (default: derived from the path)
+	Labels       string // labels CSV/TSV (spot id, label) applied after reading, any format
+	LabelColumn  string // h5ad: obs column holding labels
+	Image        string // full-resolution image path override
+	AllSpots     bool   // include out-of-tissue spots (Space Ranger)
+	Library      string // h5ad: key under uns['spatial']
+	Spots        string // legacy ST: spot file (*_selection.tsv) override
+	Scalefactors string // legacy ST: scalefactors.tsv override
+}
+
+// Format names what kind of input a path is.
+type Format string
+
+const (
+	FormatLegacyST    Format = "legacy-st"
+	FormatSpaceRanger Format = "spaceranger"
+	FormatH5AD        Format = "h5ad"
+)
+
+// Detect reports the format of path: a *.h5ad file, a Space Ranger
+// directory (holding filtered_feature_bc_matrix.h5, filtered_feature_bc_matrix/
+// or outs/), or a legacy ST counts table (*.tsv, *.tsv.gz).
+func Detect(path string) (Format, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("section: %w", err)
+	}
+	if fi.IsDir() {
+		for _, name := range []string{"filtered_feature_bc_matrix.h5", "filtered_feature_bc_matrix", "outs"} {
+			if _, err := os.Stat(filepath.Join(path, name)); err == nil {
+				return FormatSpaceRanger, nil
+			}
+		}
+		return "", fmt.Errorf("section: %s: directory has no filtered_feature_bc_matrix.h5, filtered_feature_bc_matrix/ or outs/", path)
+	}
+	lower := strings.ToLower(path)
+	switch {
+	case strings.HasSuffix(lower, ".h5ad"):
+		return FormatH5AD, nil
+	case strings.HasSuffix(lower, ".tsv"), strings.HasSuffix(lower, ".tsv.gz"):
+		return FormatLegacyST, nil
+	}
+	return "", fmt.Errorf("section: %s: unknown format (want *.h5ad, a Space Ranger directory or a legacy ST counts *.tsv[.gz])", path)
+}
+
+// Open reads a section, choosing the reader by what path is (see Detect).
+// When opt.Labels is set, labels from that file replace any read with the
+// section.
+func Open(path string, opt Options) (*Section, error) {
+	f, err := Detect(path)
+	if err != nil {
+		return nil, err
+	}
+	var s *Section
+	switch f {
+	case FormatLegacyST:
+		s, err = readLegacyST(path, opt)
+	case FormatSpaceRanger:
+		s, err = readSpaceRanger(path, opt)
+	case FormatH5AD:
+		s, err = readH5AD(path, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opt.Labels != "" {
+		if err := ApplyLabelsFile(s, opt.Labels); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Readers not built yet; replaced when their files land.
+var (
+	readLegacyST = func(path string, opt Options) (*Section, error) {
+		return nil, fmt.Errorf("section: %s: legacy ST reader not built yet", path)
+	}
+	readSpaceRanger = func(path string, opt Options) (*Section, error) {
+		return nil, fmt.Errorf("section: %s: Space Ranger reader not built yet", path)
+	}
+	readH5AD = func(path string, opt Options) (*Section, error) {
+		return nil, fmt.Errorf("section: %s: h5ad reader not built yet", path)
+	}
+)
+
+// ApplyLabelsFile reads a spot-id,label file (see ReadLabels) and sets
+// s.Labels; spots without a row stay unlabelled. Label rows naming spots
+// that are not in the section are an error.
+func ApplyLabelsFile(s *Section, path string) error {
+	return fmt.Errorf("section: %s: labels reader not built yet", path)
+}
