@@ -75,7 +75,7 @@ func Open(path string, opt Options) (*Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.Labels != "" {
+	if opt.Labels != "" && f != FormatLegacyST { // ReadLegacyST applies them itself
 		if err := ApplyLabelsFile(s, opt.Labels); err != nil {
 			return nil, err
 		}
@@ -85,9 +85,7 @@ func Open(path string, opt Options) (*Section, error) {
 
 // Readers not built yet; replaced when their files land.
 var (
-	readLegacyST = func(path string, opt Options) (*Section, error) {
-		return nil, fmt.Errorf("section: %s: legacy ST reader not built yet", path)
-	}
+	readLegacyST    = ReadLegacyST
 	readSpaceRanger = func(path string, opt Options) (*Section, error) {
 		return nil, fmt.Errorf("section: %s: Space Ranger reader not built yet", path)
 	}
@@ -95,10 +93,3 @@ var (
 		return nil, fmt.Errorf("section: %s: h5ad reader not built yet", path)
 	}
 )
-
-// ApplyLabelsFile reads a spot-id,label file (see ReadLabels) and sets
-// s.Labels; spots without a row stay unlabelled. Label rows naming spots
-// that are not in the section are an error.
-func ApplyLabelsFile(s *Section, path string) error {
-	return fmt.Errorf("section: %s: labels reader not built yet", path)
-}
