@@ -84,9 +84,9 @@ func ReadLegacyST(countsPath string, opt Options) (*Section, error) {
 	if sfPath == "" {
 		sfPath = findSibling(dir, "", "scalefactors.tsv")
 	}
-	var sf *ScaleFactors
+	var sf *STScaleFactors
 	if sfPath != "" {
-		all, err := ReadScaleFactors(sfPath)
+		all, err := ReadSTScaleFactors(sfPath)
 		if err != nil {
 			return nil, err
 		}
@@ -527,8 +527,8 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 	return nil
 }
 
-// ScaleFactors is one row of a legacy ST scalefactors.tsv.
-type ScaleFactors struct {
+// STScaleFactors is one row of a legacy ST scalefactors.tsv.
+type STScaleFactors struct {
 	Section        string
 	Image          string // absolute or relative to the scalefactors file's directory, resolved
 	SpotDiameterPx float64
@@ -537,9 +537,9 @@ type ScaleFactors struct {
 	Affine         Affine
 }
 
-// ReadScaleFactors reads a scalefactors.tsv (one row per section with an
+// ReadSTScaleFactors reads a scalefactors.tsv (one row per section with an
 // image) keyed by section name.
-func ReadScaleFactors(path string) (map[string]*ScaleFactors, error) {
+func ReadSTScaleFactors(path string) (map[string]*STScaleFactors, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("section: scale factors: %w", err)
@@ -555,7 +555,7 @@ func ReadScaleFactors(path string) (map[string]*ScaleFactors, error) {
 			return nil, fmt.Errorf("section: %s: header has no %q column", path, n)
 		}
 	}
-	out := map[string]*ScaleFactors{}
+	out := map[string]*STScaleFactors{}
 	for ln, text := range lines[1:] {
 		if strings.TrimSpace(text) == "" {
 			continue
@@ -580,7 +580,7 @@ func ReadScaleFactors(path string) (map[string]*ScaleFactors, error) {
 		if v[0] <= 0 || v[1] < 1 || v[2] < 1 {
 			return nil, fmt.Errorf("section: %s:%d: spot diameter and image size must be positive", path, ln+2)
 		}
-		sf := &ScaleFactors{
+		sf := &STScaleFactors{
 			Section:        strings.TrimSpace(fields[col["section"]]),
 			Image:          strings.TrimSpace(fields[col["image"]]),
 			SpotDiameterPx: v[0], Width: int(v[1]), Height: int(v[2]),
@@ -602,7 +602,7 @@ func ReadScaleFactors(path string) (map[string]*ScaleFactors, error) {
 
 // legacyImage builds the image reference of a section from its scale
 // factors row and/or an image override, checking the image header.
-func legacyImage(name string, sf *ScaleFactors, override string, spots *SpotFile) (*Image, error) {
+func legacyImage(name string, sf *STScaleFactors, override string, spots *SpotFile) (*Image, error) {
 	if sf == nil && override == "" {
 		return nil, nil
 	}
