@@ -56,10 +56,12 @@ Output (committed, < 1 MB in total):
                               spatial/scalefactors_json.json,
                               spatial/tissue_lowres_image.png (no hires)
   visium/A1_sub/labels.csv    barcode,label
-  h5ad/A1_sub_dense.h5ad      dense float32 X (gzip), obs label categorical,
+  h5ad/A1_sub_dense.h5ad      dense float32 X (gzip), obs label categorical (+ array_row/col),
                               uns/spatial/A1 hires uint8 + lowres float32
-  h5ad/A1_sub_csr.h5ad        CSR int64 X, obs label as plain strings,
+  h5ad/A1_sub_csr.h5ad        CSR int64 X, obs label as plain strings (+ array_row/col),
                               uns/spatial/A1 lowres uint8 only
+  visium/bad/missing_indptr.h5   the .h5 without /matrix/indptr
+  h5ad/bad/{nan,negative}_X.h5ad dense X with one NaN (obs 3, var 5) / -1 (obs 7, var 2)
   fixture.json                the expected values (spot ids, barcodes,
                               genes, dense counts, x, y, labels) for tests
 """
@@ -261,6 +263,8 @@ def main():
 
     obs_s = obs.copy()
     obs_s["label"] = np.array(lbl, dtype=object)
+    obs_s["array_row"] = ay
+    obs_s["array_col"] = ax
     ad = anndata.AnnData(X=sp.csr_matrix(X), dtype=X.dtype, obs=obs_s, var=var.copy(), obsm=dict(obsm))
     ad.uns["spatial"] = {"A1": {"images": {"lowres": lowres_u8}, "scalefactors": dict(sf)}}
     ad.write_h5ad(os.path.join(hdir, "A1_sub_csr.h5ad"))
@@ -272,6 +276,21 @@ def main():
         d = f["obs"].create_dataset("label", data=np.array(lbl, dtype=object), dtype=h5py.string_dtype())
         d.attrs["encoding-type"] = "string-array"
         d.attrs["encoding-version"] = "0.2.0"
+
+    # --- Bad inputs for the error tests (derived from the files above) ---
+    bad = os.path.join(HERE, "visium", "bad")
+    os.makedirs(bad, exist_ok=True)
+    with h5py.File(os.path.join(outs, "filtered_feature_bc_matrix.h5"), "r") as src, \
+            h5py.File(os.path.join(bad, "missing_indptr.h5"), "w") as dst:
+        src.copy("matrix", dst)
+        del dst["matrix"]["indptr"]
+    hbad = os.path.join(hdir, "bad")
+    os.makedirs(hbad, exist_ok=True)
+    for name, i, j, v in [("nan_X.h5ad", 3, 5, np.nan), ("negative_X.h5ad", 7, 2, -1.0)]:
+        Xb = X.astype(np.float32)
+        Xb[i, j] = v
+        anndata.AnnData(X=Xb, obs=pd.DataFrame(index=pd.Index(bcs)), var=pd.DataFrame(index=pd.Index(genes)),
+                        obsm=dict(obsm)).write_h5ad(os.path.join(hbad, name))
 
     with open(os.path.join(HERE, "fixture.json"), "w") as f:
         json.dump({
