@@ -264,7 +264,7 @@ func readCounts(path string, spots *SpotFile, allSpots bool) (*Section, error) {
 // parseCounts parses a spots × genes table. When spots is nil, rows are not
 // joined (Spots get only IDs); used by the fuzz target.
 func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool) (*Section, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var buf []byte
 	readLine := func() ([]byte, error) {
 		buf = buf[:0]
