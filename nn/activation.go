@@ -1,0 +1,250 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/spotfuse/spotfuse/tensor"
+)
+
+// ReLU returns max(x, 0).
+func ReLU(x *Var) *Var {
+	return unary(x, func(a float32) float32 { return max(a, 0) },
+		func(_, y float32) float32 {
+			if y > 0 {
+				return 1
+			}
+			return 0
+		})
+}
+
+// GELU is the exact (erf) Gaussian error linear unit, torch's default:
+// x·Φ(x).
+func GELU(x *Var) *Var {
+	return unary(x, func(a float32) float32 {
+		return float32(0.5 * float64(a) * (1 + math.Erf(float64(a)/math.Sqrt2)))
+	}, func(a, _ float32) float32 {
+		x := float64(a)
+		cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
+		pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
+		return float32(cdf + x*pdf)
+	})
+}
+
+// Sigmoid returns 1/(1+e^−x).
+func Sigmoid(x *Var) *Var {
+	return unary(x, sigmoid, func(_, y float32) float32 { return y * (1 - y) })
+}
+
+func sigmoid(a float32) float32 {
+	if a >= 0 {
+		return float32(1 / (1 + math.Exp(-float64(a))))
+	}
+	e := math.Exp(float64(a))
+	return float32(e / (1 + e))
+}
+
+// Tanh returns tanh(x).
+func Tanh(x *Var) *Var {
+	return unary(x, func(a float32) float32 { return float32(math.Tanh(float64(a))) },
+		func(_, y float32) float32 { return 1 - y*y })
+}
+
+// Exp returns e^x.
+func Exp(x *Var) *Var {
+	return unary(x, func(a float32) float32 { return float32(math.Exp(float64(a))) },
+		func(_, y float32) float32 { return y })
+}
+
+// Log returns ln(x).
+func Log(x *Var) *Var {
+	return unary(x, func(a float32) float32 { return float32(math.Log(float64(a))) },
+		func(a, _ float32) float32 { return 1 / a })
+}
+
+// Softplus returns ln(1+e^x), computed stably.
+func Softplus(x *Var) *Var {
+	return unary(x, softplus, func(a, _ float32) float32 { return sigmoid(a) })
+}
+
+func softplus(a float32) float32 {
+	x := float64(a)
+	if x > 0 {
+		return float32(x + math.Log1p(math.Exp(-x)))
+	}
+	return float32(math.Log1p(math.Exp(x)))
+}
+
+// Dropout zeroes each element with probability p and scales the rest by
+// 1/(1−p) when train is true (inverted dropout, like torch); otherwise it
+// returns x unchanged. The mask is drawn from rng in element order.
+func Dropout(x *Var, p float64, rng *rand.Rand, train bool) *Var {
+	if !train || p == 0 {
+		return x
+	}
+	if p < 0 || p >= 1 {
+		panic(fmt.Sprintf("nn: Dropout probability %g", p))
+	}
+	scale := float32(1 / (1 - p))
+	mask := make([]float32, x.Value.Size())
+	for i := range mask {
+		if rng.Float64() >= p {
+			mask[i] = scale
+		}
+	}
+	out := tensor.New(x.Value.Shape...)
+	for i, a := range x.Value.Data {
+		out.Data[i] = a * mask[i]
+	}
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			gx := x.grad()
+			for i, g := range v.Grad.Data {
+				gx[i] += g * mask[i]
+			}
+		}
+	}
+	return v
+}
+
+// Softmax normalises the last axis of x to probabilities.
+func Softmax(x *Var) *Var {
+	shape := x.Value.Shape
+	n := shape[len(shape)-1]
+	rows := x.Value.Size() / n
+	out := tensor.New(shape...)
+	X, Y := x.Value.Data, out.Data
+	tensor.Parallel(rows, 64, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			softmaxRow(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(rows, 64, func(_, lo, hi int) {
+				for r := lo; r < hi; r++ {
+					y, g := Y[r*n:(r+1)*n], G[r*n:(r+1)*n]
+					var dot float32
+					for i := range y {
+						dot += y[i] * g[i]
+					}
+					dx := gx[r*n : (r+1)*n]
+					for i := range y {
+						dx[i] += y[i] * (g[i] - dot)
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+func softmaxRow(y, x []float32) {
+	m := float32(math.Inf(-1))
+	for _, a := range x {
+		m = max(m, a)
+	}
+	var s float32
+	for i, a := range x {
+		e := float32(math.Exp(float64(a - m)))
+		y[i] = e
+		s += e
+	}
+	inv := 1 / s
+	for i := range y {
+		y[i] *= inv
+	}
+}
+
+// logSoftmaxRow writes log-softmax of x into y.
+func logSoftmaxRow(y, x []float32) {
+	m := float32(math.Inf(-1))
+	for _, a := range x {
+		m = max(m, a)
+	}
+	var s float64
+	for _, a := range x {
+		s += math.Exp(float64(a - m))
+	}
+	lse := m + float32(math.Log(s))
+	for i, a := range x {
+		y[i] = a - lse
+	}
+}
+
+// LogSoftmax returns log(softmax(x)) over the last axis, computed stably.
+func LogSoftmax(x *Var) *Var {
+	shape := x.Value.Shape
+	n := shape[len(shape)-1]
+	rows := x.Value.Size() / n
+	out := tensor.New(shape...)
+	X, Y := x.Value.Data, out.Data
+	tensor.Parallel(rows, 64, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			logSoftmaxRow(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(rows, 64, func(_, lo, hi int) {
+				for r := lo; r < hi; r++ {
+					y, g := Y[r*n:(r+1)*n], G[r*n:(r+1)*n]
+					var s float32
+					for _, a := range g {
+						s += a
+					}
+					dx := gx[r*n : (r+1)*n]
+					for i := range y {
+						dx[i] += g[i] - float32(math.Exp(float64(y[i])))*s
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+// L2Normalize scales each row (last axis) of x to unit Euclidean norm
+// (norms are clamped below at 1e-12, like torch.nn.functional.normalize).
+func L2Normalize(x *Var) *Var {
+	shape := x.Value.Shape
+	n := shape[len(shape)-1]
+	rows := x.Value.Size() / n
+	out := tensor.New(shape...)
+	norms := make([]float32, rows)
+	X, Y := x.Value.Data, out.Data
+	for r := 0; r < rows; r++ {
+		var s float64
+		for _, a := range X[r*n : (r+1)*n] {
+			s += float64(a) * float64(a)
+		}
+		nr := float32(math.Max(math.Sqrt(s), 1e-12))
+		norms[r] = nr
+		for i, a := range X[r*n : (r+1)*n] {
+			Y[r*n+i] = a / nr
+		}
+	}
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			for r := 0; r < rows; r++ {
+				y, g := Y[r*n:(r+1)*n], G[r*n:(r+1)*n]
+				var dot float32
+				for i := range y {
+					dot += y[i] * g[i]
+				}
+				for i := range y {
+					gx[r*n+i] += (g[i] - y[i]*dot) / norms[r]
+				}
+			}
+		}
+	}
+	return v
+}

@@ -1,0 +1,294 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/spotfuse/spotfuse/tensor"
+)
+
+// BatchNorm normalises x [N,C] or [N,C,H,W] per channel (axis 1), then
+// scales by gamma [C] and shifts by beta [C]. In training it uses the batch
+// statistics and updates runMean/runVar in place (runVar with the unbiased
+// variance, momentum as in torch: r = (1−m)·r + m·batch); in evaluation it
+// uses runMean/runVar. gamma and beta may be nil (no affine transform).
+func BatchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train bool) *Var {
+	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, false)
+}
+
+// BatchNormReLU is ReLU(BatchNorm(...)) computed in one pass over memory.
+func BatchNormReLU(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train bool) *Var {
+	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, true)
+}
+
+func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train, relu bool) *Var {
+	xs := x.Value.Shape
+	if len(xs) < 2 {
+		panic(fmt.Sprintf("nn: BatchNorm of %v", xs))
+	}
+	n, c := xs[0], xs[1]
+	inner := x.Value.Size() / (n * c)
+	m := n * inner
+	if runMean.Size() != c || runVar.Size() != c || (gamma != nil && gamma.Value.Size() != c) || (beta != nil && beta.Value.Size() != c) {
+		panic(fmt.Sprintf("nn: BatchNorm of %v with %d running stats", xs, runMean.Size()))
+	}
+	if train && m < 2 {
+		panic(fmt.Sprintf("nn: BatchNorm in training needs more than one value per channel, got %v", xs))
+	}
+	X := x.Value.Data
+	out := tensor.New(xs...)
+	Y := out.Data
+	mean := make([]float32, c)
+	invstd := make([]float32, c)
+	// plane(i, ch) is the slice of x for image i and channel ch.
+	plane := func(s []float32, i, ch int) []float32 { return s[(i*c+ch)*inner : (i*c+ch+1)*inner] }
+	tensor.Parallel(c, 1, func(_, lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var mu, vr float64
+			if train {
+				var s float64
+				for i := 0; i < n; i++ {
+					s += sum32(plane(X, i, ch))
+				}
+				mu = s / float64(m)
+				var ss float64
+				for i := 0; i < n; i++ {
+					ss += sqDev32(plane(X, i, ch), float32(mu))
+				}
+				vr = ss / float64(m)
+				runMean.Data[ch] = (1-momentum)*runMean.Data[ch] + momentum*float32(mu)
+				runVar.Data[ch] = (1-momentum)*runVar.Data[ch] + momentum*float32(ss/float64(m-1))
+			} else {
+				mu, vr = float64(runMean.Data[ch]), float64(runVar.Data[ch])
+			}
+			mean[ch] = float32(mu)
+			invstd[ch] = float32(1 / math.Sqrt(vr+float64(eps)))
+			// y = a·x + b with a = γ·invstd, b = β − a·μ.
+			a, b := invstd[ch], -invstd[ch]*mean[ch]
+			if gamma != nil {
+				a *= gamma.Value.Data[ch]
+				b *= gamma.Value.Data[ch]
+			}
+			if beta != nil {
+				b += beta.Value.Data[ch]
+			}
+			for i := 0; i < n; i++ {
+				affine(plane(Y, i, ch), plane(X, i, ch), a, b, relu)
+			}
+		}
+	})
+	v := newVar(out, x, gamma, beta)
+	if v.requiresGrad {
+		v.backward = func() {
+			G := v.Grad.Data
+			var gx, gg, gb []float32
+			if x.needs() {
+				gx = x.grad()
+			}
+			if gamma.needs() {
+				gg = gamma.grad()
+			}
+			if beta.needs() {
+				gb = beta.grad()
+			}
+			tensor.Parallel(c, 1, func(_, lo, hi int) {
+				for ch := lo; ch < hi; ch++ {
+					g := float32(1)
+					if gamma != nil {
+						g = gamma.Value.Data[ch]
+					}
+					mu, is := mean[ch], invstd[ch]
+					// sdy = Σ dy, sdyx = Σ dy·x̂ (dy masked by the ReLU).
+					var sdy, sdyx float64
+					for i := 0; i < n; i++ {
+						a, b := dySums(plane(G, i, ch), plane(X, i, ch), plane(Y, i, ch), mu, is, relu)
+						sdy += a
+						sdyx += b
+					}
+					if gg != nil {
+						gg[ch] += float32(sdyx)
+					}
+					if gb != nil {
+						gb[ch] += float32(sdy)
+					}
+					if gx == nil {
+						continue
+					}
+					if !train { // running stats are constants: dx = γ·invstd·dy
+						for i := 0; i < n; i++ {
+							scaleAcc(plane(gx, i, ch), plane(G, i, ch), plane(Y, i, ch), g*is, relu)
+						}
+						continue
+					}
+					// dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
+					k := g * is
+					mdy, mdyx := float32(sdy/float64(m)), float32(sdyx/float64(m))
+					for i := 0; i < n; i++ {
+						dx, dy, xx, yy := plane(gx, i, ch), plane(G, i, ch), plane(X, i, ch), plane(Y, i, ch)
+						for j := range dx {
+							d := dy[j]
+							if relu && yy[j] <= 0 {
+								d = 0
+							}
+							xh := (xx[j] - mu) * is
+							dx[j] += k * (d - mdy - xh*mdyx)
+						}
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+func sum32(s []float32) float64 {
+	var a0, a1, a2, a3 float32
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		a0 += s[i]
+		a1 += s[i+1]
+		a2 += s[i+2]
+		a3 += s[i+3]
+	}
+	for ; i < len(s); i++ {
+		a0 += s[i]
+	}
+	return float64(a0) + float64(a1) + float64(a2) + float64(a3)
+}
+
+func sqDev32(s []float32, mu float32) float64 {
+	var a0, a1 float32
+	i := 0
+	for ; i+2 <= len(s); i += 2 {
+		d0, d1 := s[i]-mu, s[i+1]-mu
+		a0 += d0 * d0
+		a1 += d1 * d1
+	}
+	for ; i < len(s); i++ {
+		d := s[i] - mu
+		a0 += d * d
+	}
+	return float64(a0) + float64(a1)
+}
+
+func affine(y, x []float32, a, b float32, relu bool) {
+	x = x[:len(y)]
+	if relu {
+		for j, v := range x {
+			y[j] = max(a*v+b, 0)
+		}
+		return
+	}
+	for j, v := range x {
+		y[j] = a*v + b
+	}
+}
+
+// dySums returns Σ dy and Σ dy·x̂ over one plane, with dy zeroed where the
+// fused ReLU output y is not positive.
+func dySums(dy, x, y []float32, mu, is float32, relu bool) (float64, float64) {
+	var s, sx float32
+	x, y = x[:len(dy)], y[:len(dy)]
+	for j, d := range dy {
+		if relu && y[j] <= 0 {
+			continue
+		}
+		s += d
+		sx += d * (x[j] - mu)
+	}
+	return float64(s), float64(sx) * float64(is)
+}
+
+func scaleAcc(dx, dy, y []float32, k float32, relu bool) {
+	for j, d := range dy {
+		if relu && y[j] <= 0 {
+			continue
+		}
+		dx[j] += k * d
+	}
+}
+
+// LayerNorm normalises the last axis of x to zero mean and unit variance,
+// then scales by gamma and shifts by beta (both [D], may be nil).
+func LayerNorm(x, gamma, beta *Var, eps float32) *Var {
+	xs := x.Value.Shape
+	d := xs[len(xs)-1]
+	if (gamma != nil && gamma.Value.Size() != d) || (beta != nil && beta.Value.Size() != d) {
+		panic(fmt.Sprintf("nn: LayerNorm of %v with affine parameters of the wrong size", xs))
+	}
+	rows := x.Value.Size() / d
+	X := x.Value.Data
+	out := tensor.New(xs...)
+	Y := out.Data
+	xhat := make([]float32, len(X))
+	invstd := make([]float32, rows)
+	tensor.Parallel(rows, 32, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := X[r*d : (r+1)*d]
+			mu := sum32(xr) / float64(d)
+			vr := sqDev32(xr, float32(mu)) / float64(d)
+			is := float32(1 / math.Sqrt(vr+float64(eps)))
+			invstd[r] = is
+			for j, a := range xr {
+				h := (a - float32(mu)) * is
+				xhat[r*d+j] = h
+				if gamma != nil {
+					h *= gamma.Value.Data[j]
+				}
+				if beta != nil {
+					h += beta.Value.Data[j]
+				}
+				Y[r*d+j] = h
+			}
+		}
+	})
+	v := newVar(out, x, gamma, beta)
+	if v.requiresGrad {
+		v.backward = func() {
+			G := v.Grad.Data
+			if gamma.needs() || beta.needs() {
+				var gg, gb []float32
+				if gamma.needs() {
+					gg = gamma.grad()
+				}
+				if beta.needs() {
+					gb = beta.grad()
+				}
+				for r := 0; r < rows; r++ {
+					for j := 0; j < d; j++ {
+						if gg != nil {
+							gg[j] += G[r*d+j] * xhat[r*d+j]
+						}
+						if gb != nil {
+							gb[j] += G[r*d+j]
+						}
+					}
+				}
+			}
+			if !x.needs() {
+				return
+			}
+			gx := x.grad()
+			tensor.Parallel(rows, 32, func(_, lo, hi int) {
+				dxh := make([]float32, d)
+				for r := lo; r < hi; r++ {
+					var s, sx float32
+					for j := 0; j < d; j++ {
+						g := G[r*d+j]
+						if gamma != nil {
+							g *= gamma.Value.Data[j]
+						}
+						dxh[j] = g
+						s += g
+						sx += g * xhat[r*d+j]
+					}
+					ms, msx := s/float32(d), sx/float32(d)
+					for j := 0; j < d; j++ {
+						gx[r*d+j] += invstd[r] * (dxh[j] - ms - xhat[r*d+j]*msx)
+					}
+				}
+			})
+		}
+	}
+	return v
+}

@@ -1,0 +1,204 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/spotfuse/spotfuse/tensor"
+)
+
+// MaxPool2d takes the maximum over k×k windows with the given stride
+// (no padding) of x [N,C,H,W].
+func MaxPool2d(x *Var, k, stride int) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 || k < 1 || stride < 1 || xs[2] < k || xs[3] < k {
+		panic(fmt.Sprintf("nn: MaxPool2d(%d,%d) of %v", k, stride, xs))
+	}
+	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
+	oh, ow := (h-k)/stride+1, (w-k)/stride+1
+	out := tensor.New(xs[0], xs[1], oh, ow)
+	arg := make([]int32, out.Size()) // index within the plane of each maximum
+	X, Y := x.Value.Data, out.Data
+	tensor.Parallel(planes, 16, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := X[p*h*w : (p+1)*h*w]
+			for oi := 0; oi < oh; oi++ {
+				for oj := 0; oj < ow; oj++ {
+					best, bi := float32(math.Inf(-1)), 0
+					for ki := 0; ki < k; ki++ {
+						r := (oi*stride + ki) * w
+						for kj := 0; kj < k; kj++ {
+							idx := r + oj*stride + kj
+							if v := xp[idx]; v > best || (v != v && best == best) {
+								best, bi = v, idx
+							}
+						}
+					}
+					o := p*oh*ow + oi*ow + oj
+					Y[o], arg[o] = best, int32(bi)
+				}
+			}
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(planes, 16, func(_, lo, hi int) {
+				for p := lo; p < hi; p++ {
+					for o := p * oh * ow; o < (p+1)*oh*ow; o++ {
+						gx[p*h*w+int(arg[o])] += G[o]
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+// AvgPool2d averages over k×k windows with the given stride (no padding)
+// of x [N,C,H,W].
+func AvgPool2d(x *Var, k, stride int) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 || k < 1 || stride < 1 || xs[2] < k || xs[3] < k {
+		panic(fmt.Sprintf("nn: AvgPool2d(%d,%d) of %v", k, stride, xs))
+	}
+	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
+	oh, ow := (h-k)/stride+1, (w-k)/stride+1
+	out := tensor.New(xs[0], xs[1], oh, ow)
+	X, Y := x.Value.Data, out.Data
+	inv := 1 / float32(k*k)
+	tensor.Parallel(planes, 16, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := X[p*h*w:]
+			for oi := 0; oi < oh; oi++ {
+				for oj := 0; oj < ow; oj++ {
+					var s float32
+					for ki := 0; ki < k; ki++ {
+						for _, a := range xp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k] {
+							s += a
+						}
+					}
+					Y[p*oh*ow+oi*ow+oj] = s * inv
+				}
+			}
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(planes, 16, func(_, lo, hi int) {
+				for p := lo; p < hi; p++ {
+					gp := gx[p*h*w:]
+					for oi := 0; oi < oh; oi++ {
+						for oj := 0; oj < ow; oj++ {
+							g := G[p*oh*ow+oi*ow+oj] * inv
+							for ki := 0; ki < k; ki++ {
+								row := gp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k]
+								for j := range row {
+									row[j] += g
+								}
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+// GlobalAvgPool averages each channel of x [N,C,H,W] giving [N,C].
+func GlobalAvgPool(x *Var) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 {
+		panic(fmt.Sprintf("nn: GlobalAvgPool of %v", xs))
+	}
+	planes, hw := xs[0]*xs[1], xs[2]*xs[3]
+	out := tensor.New(xs[0], xs[1])
+	X, Y := x.Value.Data, out.Data
+	inv := 1 / float32(hw)
+	tensor.Parallel(planes, 16, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			var s float32
+			for _, a := range X[p*hw : (p+1)*hw] {
+				s += a
+			}
+			Y[p] = s * inv
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(planes, 16, func(_, lo, hi int) {
+				for p := lo; p < hi; p++ {
+					g := G[p] * inv
+					row := gx[p*hw : (p+1)*hw]
+					for j := range row {
+						row[j] += g
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+// Upsample2x doubles the height and width of x [N,C,H,W] by nearest-neighbour
+// repetition (torch's Upsample(scale_factor=2, mode="nearest")).
+func Upsample2x(x *Var) *Var {
+	xs := x.Value.Shape
+	if len(xs) != 4 {
+		panic(fmt.Sprintf("nn: Upsample2x of %v", xs))
+	}
+	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
+	out := tensor.New(xs[0], xs[1], 2*h, 2*w)
+	X, Y := x.Value.Data, out.Data
+	tensor.Parallel(planes, 16, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			for i := 0; i < 2*h; i++ {
+				src := X[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
+				dst := Y[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
+				for j, a := range src {
+					dst[2*j], dst[2*j+1] = a, a
+				}
+			}
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G, gx := v.Grad.Data, x.grad()
+			tensor.Parallel(planes, 16, func(_, lo, hi int) {
+				for p := lo; p < hi; p++ {
+					for i := 0; i < 2*h; i++ {
+						src := G[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
+						dst := gx[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
+						for j := range dst {
+							dst[j] += src[2*j] + src[2*j+1]
+						}
+					}
+				}
+			})
+		}
+	}
+	return v
+}
+
+// A small pool of float32 scratch buffers (im2col matrices, per-worker
+// partial gradients), so steady-state training does not allocate them anew.
+var bufPool sync.Map // size -> *sync.Pool
+
+func getBuf(n int) []float32 {
+	p, _ := bufPool.LoadOrStore(n, &sync.Pool{New: func() any { s := make([]float32, n); return &s }})
+	return *(p.(*sync.Pool).Get().(*[]float32))
+}
+
+func putBuf(s []float32) {
+	if p, ok := bufPool.Load(len(s)); ok {
+		p.(*sync.Pool).Put(&s)
+	}
+}

@@ -1,0 +1,160 @@
+// Package nn is spotfuse's reverse-mode automatic differentiation engine:
+// a graph of Vars (micrograd style: each op records its parents and a
+// backward closure written next to its forward code), the ops and layers the
+// models need (convolutions, normalisation, attention, ...), losses,
+// optimizers, initialisers and safetensors I/O.
+//
+// All values are float32 tensors from package tensor; gradients are
+// accumulated in float32. Everything random takes an explicit *rand.Rand.
+// With the same seed and the same tensor.Threads() the results are
+// bit-identical from run to run.
+package nn
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/spotfuse/spotfuse/tensor"
+)
+
+// Var is a node of the computation graph: a value, its gradient (allocated
+// on first accumulation) and how to propagate the gradient to its parents.
+type Var struct {
+	Value *tensor.Tensor
+	Grad  *tensor.Tensor
+
+	requiresGrad bool
+	parents      []*Var
+	backward     func() // reads v.Grad, accumulates into parents' Grad
+}
+
+// Param returns a trainable leaf that accumulates a gradient.
+func Param(t *tensor.Tensor) *Var { return &Var{Value: t, requiresGrad: true} }
+
+// Const returns a leaf that needs no gradient (inputs, targets).
+func Const(t *tensor.Tensor) *Var { return &Var{Value: t} }
+
+// RequiresGrad reports whether gradients flow to v.
+func (v *Var) RequiresGrad() bool { return v.requiresGrad }
+
+// Shape returns v.Value.Shape.
+func (v *Var) Shape() []int { return v.Value.Shape }
+
+// Item returns the only element of a one-element Var.
+func (v *Var) Item() float32 {
+	if v.Value.Size() != 1 {
+		panic(fmt.Sprintf("nn: Item on a Var of shape %v", v.Value.Shape))
+	}
+	return v.Value.Data[0]
+}
+
+// ZeroGrad drops v's gradient.
+func (v *Var) ZeroGrad() { v.Grad = nil }
+
+// Detach returns a Const sharing v's value.
+func (v *Var) Detach() *Var { return Const(v.Value) }
+
+var noGrad atomic.Int32
+
+// NoGrad runs fn with graph recording switched off: ops called inside build
+// no graph and keep no intermediate buffers for backward (inference mode).
+// It is meant for a single goroutine driving the model.
+func NoGrad(fn func()) {
+	noGrad.Add(1)
+	defer noGrad.Add(-1)
+	fn()
+}
+
+// GradEnabled reports whether ops record the graph (false inside NoGrad).
+func GradEnabled() bool { return noGrad.Load() == 0 }
+
+// newVar makes the result of an op. If graph recording is on and any parent
+// requires a gradient, the result does too and keeps its parents; the caller
+// then sets backward (only when out.requiresGrad is true).
+func newVar(value *tensor.Tensor, parents ...*Var) *Var {
+	out := &Var{Value: value}
+	if !GradEnabled() {
+		return out
+	}
+	for _, p := range parents {
+		if p != nil && p.requiresGrad {
+			out.requiresGrad = true
+			out.parents = parents
+			break
+		}
+	}
+	return out
+}
+
+// grad returns v's gradient buffer, allocating zeros on first use.
+func (v *Var) grad() []float32 {
+	if v.Grad == nil {
+		v.Grad = tensor.New(v.Value.Shape...)
+	}
+	return v.Grad.Data
+}
+
+// needs reports whether gradient must be propagated to v.
+func (v *Var) needs() bool { return v != nil && v.requiresGrad }
+
+// Backward computes the gradient of the scalar v with respect to every Var
+// it depends on that requires a gradient, accumulating into their Grad.
+// Gradients of intermediate results are released afterwards; leaves (Params)
+// keep theirs.
+func (v *Var) Backward() {
+	if v.Value.Size() != 1 {
+		panic(fmt.Sprintf("nn: Backward on a non-scalar of shape %v", v.Value.Shape))
+	}
+	v.backwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...))
+}
+
+// backwardFrom runs backpropagation from v seeded with gradient seed (v's shape).
+func (v *Var) backwardFrom(seed *tensor.Tensor) {
+	if !v.requiresGrad {
+		return
+	}
+	order := topoSort(v)
+	g := v.grad()
+	for i, s := range seed.Data {
+		g[i] += s
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		n := order[i]
+		if n.backward != nil && n.Grad != nil {
+			n.backward()
+		}
+		if n.parents != nil {
+			// Intermediate node: free its gradient and the graph edges.
+			n.Grad = nil
+			n.parents = nil
+			n.backward = nil
+		}
+	}
+}
+
+// topoSort returns the nodes reachable from root that require a gradient,
+// parents before children, iteratively (graphs can be deep).
+func topoSort(root *Var) []*Var {
+	var order []*Var
+	visited := map[*Var]bool{root: true}
+	type frame struct {
+		v *Var
+		i int
+	}
+	stack := []frame{{root, 0}}
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if top.i < len(top.v.parents) {
+			p := top.v.parents[top.i]
+			top.i++
+			if p != nil && p.requiresGrad && !visited[p] {
+				visited[p] = true
+				stack = append(stack, frame{p, 0})
+			}
+			continue
+		}
+		order = append(order, top.v)
+		stack = stack[:len(stack)-1]
+	}
+	return order
+}
