@@ -1,0 +1,10 @@
+// Package study runs the spotfuse evaluation: it reads a study Config (JSON
+// with documented defaults), loads the sections, builds every feature set
+// of the ablation grid (baselines: majority class, PCA + head on
+// expression, colour/texture statistics + head on the image, randomly
+// initialised encoders; pretrained image, expression and fused encoders),
+// evaluates them by stratified k-fold within a section and by
+// leave-one-section-out over label fractions and seeds, writes one row per
+// run to a tidy results CSV as runs finish, aggregates mean ± sd over seeds
+// and writes the HTML report.
+package study
