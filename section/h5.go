@@ -10,6 +10,7 @@ package section
 // gigabytes.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -98,7 +99,41 @@ func checkH5Length(path string, size int64) error {
 	if eof > uint64(size) {
 		return fmt.Errorf("section: %s: truncated HDF5 file: %d bytes, its superblock says %d", path, size, eof)
 	}
-	return nil
+	return checkLocalHeaps(path, f, size)
+}
+
+// checkLocalHeaps guards against a defect of scigolib/hdf5 v0.14.0 found
+// by fuzzing: it allocates a local heap's data segment at the size written
+// in the heap header, so a corrupt size makes the Go runtime abort with
+// "out of memory" (not a recoverable panic). We scan the file for local
+// heap headers ("HEAP", version 0, three zero bytes, 8-byte length) and
+// refuse segments larger than the file before the library sees them.
+func checkLocalHeaps(path string, f *os.File, size int64) error {
+	const sig = "HEAP\x00\x00\x00\x00"
+	const hdr = len(sig) + 8
+	buf := make([]byte, 1<<20+hdr)
+	var off int64
+	for {
+		n, err := f.ReadAt(buf, off)
+		for i := 0; ; {
+			j := bytes.Index(buf[i:n], []byte(sig))
+			if j < 0 {
+				break
+			}
+			i += j
+			if i+hdr > n {
+				break
+			}
+			if seg := binary.LittleEndian.Uint64(buf[i+len(sig) : i+hdr]); seg > uint64(size) {
+				return fmt.Errorf("section: %s: corrupt HDF5 file: local heap at byte %d claims %d bytes in a %d-byte file", path, off+int64(i), seg, size)
+			}
+			i++
+		}
+		if err != nil || n < len(buf) {
+			return nil
+		}
+		off += int64(n - hdr)
+	}
 }
 
 func (h *h5File) errorf(format string, args ...any) error {

@@ -25,6 +25,8 @@ func TestReadH5ADBadInput(t *testing.T) {
 			return srCopyFile(t, dense, func(p string) { srScramble(t, p, 1000, 9000) })
 		}, Options{}, "A1_sub_dense.h5ad"},
 		{"empty file", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srTruncate(t, p, 0) }) }, Options{}, "not a readable HDF5"},
+		// FuzzH5AD regression: see srHugeLocalHeap.
+		{"local heap size corrupt", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srHugeLocalHeap(t, p) }) }, Options{}, "claims 1099511627776 bytes"},
 		{"missing label column", func(t *testing.T) string { return dense }, Options{LabelColumn: "region"}, `obs has no column "region"`},
 		{"unknown library", func(t *testing.T) string { return dense }, Options{Library: "B1"}, `no library "B1"`},
 		{"image override missing", func(t *testing.T) string { return dense }, Options{Image: "/nonexistent/he.png"}, "nonexistent"},

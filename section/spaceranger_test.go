@@ -3,6 +3,7 @@ package section
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"image"
 	"image/png"
@@ -369,6 +370,9 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 		{"truncated h5", "A1_sub", h5, func(t *testing.T, p string) { srTruncate(t, p, 4000) }, "filtered_feature_bc_matrix.h5"},
 		{"h5 cut after superblock", "A1_sub", h5, func(t *testing.T, p string) { srTruncate(t, p, 100) }, "filtered_feature_bc_matrix.h5"},
 		{"corrupted h5", "A1_sub", h5, func(t *testing.T, p string) { srScramble(t, p, 800, 3000) }, "filtered_feature_bc_matrix.h5"},
+		// Fuzz10xH5 regression: a huge local heap size made scigolib/hdf5
+		// abort the process with "out of memory".
+		{"h5 local heap size corrupt", "A1_sub", h5, func(t *testing.T, p string) { srHugeLocalHeap(t, p) }, "claims 1099511627776 bytes"},
 		{"not an h5", "A1_sub", h5, func(t *testing.T, p string) { os.WriteFile(p, []byte("hello"), 0o644) }, "not a readable HDF5"},
 		{"h5 missing /matrix/indptr", "A1_sub", h5, func(t *testing.T, p string) {
 			b, _ := os.ReadFile(srTestdata(t, "visium", "bad", "missing_indptr.h5"))
@@ -570,5 +574,23 @@ func TestReadSpaceRangerWarnsMissingInTissue(t *testing.T) {
 	}
 	if s.NumSpots() != 40 || !strings.Contains(buf.String(), "in-tissue spots missing from the matrix") || !strings.Contains(buf.String(), "spots=1") {
 		t.Errorf("%d spots, log %q", s.NumSpots(), buf.String())
+	}
+}
+
+// srHugeLocalHeap sets the data segment size of the first local heap of an
+// HDF5 file to 2^40 bytes.
+func srHugeLocalHeap(t *testing.T, p string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("HEAP\x00\x00\x00\x00"))
+	if i < 0 {
+		t.Fatal("no local heap in fixture")
+	}
+	binary.LittleEndian.PutUint64(b[i+8:], 1<<40)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
