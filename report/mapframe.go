@@ -65,7 +65,7 @@ func drawText(dst draw.Image, face xfont.Face, x, baseline int, s string, c colo
 func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Image, error) {
 	bw, bh := base.Bounds().Dx(), base.Bounds().Dy()
 	W := max(bw, 560)
-	fontPx := math.Max(13, math.Min(20, float64(W)/48))
+	fontPx := math.Max(13, math.Min(25, float64(W)/40))
 	reg, bold := sans()
 	face, err := newFace(reg, fontPx)
 	if err != nil {
@@ -97,7 +97,6 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 	var items []placed
 	sw := int(fontPx)
 	x := pad
-	legendTop := y
 	for _, it := range legend {
 		w := sw + pad/2 + textWidth(face, it.label)
 		if x > pad && x+w > W-pad {
@@ -129,10 +128,13 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 	}
 	mapLeft := (W - bw) / 2
 	draw.Draw(out, image.Rect(mapLeft, mapTop, mapLeft+bw, mapTop+bh), base, image.Point{}, draw.Src)
-	_ = legendTop
 	for _, p := range items {
 		cy := float64(p.y) + float64(rowH)/2
-		drawSpot(out, float64(p.x)+float64(sw)/2, cy, float64(sw)/2, math.Max(1.2, fontPx/10), p.item.color, p.item.hollow)
+		style := spotCategory
+		if p.item.hollow {
+			style = spotHollow
+		}
+		drawSpot(out, float64(p.x)+float64(sw)/2, cy, float64(sw)/2, math.Max(1.2, fontPx/10), p.item.color, style)
 		drawText(out, face, p.x+sw+pad/2, p.y+rowH/2+int(fontPx*0.36), p.item.label, ink)
 	}
 	if m.Values != nil {

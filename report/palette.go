@@ -170,20 +170,43 @@ func modalityColor(name string) (c color.NRGBA, ok bool) {
 	return color.NRGBA{}, false
 }
 
-// methodColors colours a list of method names: modality names get their
-// fixed colours and the others take the remaining colours in order.
-func methodColors(names []string) []color.NRGBA {
-	out := make([]color.NRGBA, len(names))
+// methodStyle is how one method is drawn in curves and bars.
+type methodStyle struct {
+	color  color.NRGBA
+	dashed bool
+}
+
+// methodStyles styles a list of method names: names mentioning a modality
+// get that modality's colour (a second and third method of the same
+// modality get a darker, then a lighter shade and a dashed line); the
+// others take the remaining colours in order.
+func methodStyles(names []string) []methodStyle {
+	out := make([]methodStyle, len(names))
+	seen := map[color.NRGBA]int{}
 	k := 0
 	for i, n := range names {
-		if c, ok := modalityColor(n); ok {
-			out[i] = c
+		c, ok := modalityColor(n)
+		if !ok {
+			out[i] = methodStyle{color: seriesColors[k%len(seriesColors)], dashed: k >= len(seriesColors)}
+			k++
 			continue
 		}
-		out[i] = seriesColors[k%len(seriesColors)]
-		k++
+		switch seen[c] % 3 {
+		case 0:
+			out[i] = methodStyle{color: c}
+		case 1:
+			out[i] = methodStyle{color: darken(c, 0.6), dashed: true}
+		case 2:
+			out[i] = methodStyle{color: lighten(c, 0.45), dashed: true}
+		}
+		seen[c]++
 	}
 	return out
+}
+
+func lighten(c color.NRGBA, f float64) color.NRGBA {
+	l := func(v uint8) uint8 { return uint8(math.Round(float64(v) + (255-float64(v))*f)) }
+	return color.NRGBA{l(c.R), l(c.G), l(c.B), c.A}
 }
 
 // viridis anchors at 0, 1/8, …, 1 (matplotlib's viridis), interpolated

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	xfont "golang.org/x/image/font"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
@@ -40,12 +41,12 @@ func newPlot(title, xlabel, ylabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font = font.From(sansFont, 13)
-	p.Title.TextStyle.Font.Weight = 700
+	p.Title.TextStyle.Font.Weight = xfont.WeightBold
 	p.Title.Padding = vg.Points(8)
 	p.X.Label.Text, p.Y.Label.Text = xlabel, ylabel
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Label.TextStyle.Font = font.From(sansFont, 11)
-		a.Tick.Label.Font = font.From(sansFont, 10)
+		a.Label.TextStyle.Font = font.From(sansFont, 12)
+		a.Tick.Label.Font = font.From(sansFont, 11)
 		a.Color = color.NRGBA{0x55, 0x55, 0x55, 0xFF}
 		a.Tick.Color = a.Color
 		a.Tick.Label.Color = color.NRGBA{0x33, 0x33, 0x33, 0xFF}
@@ -75,31 +76,90 @@ type renderedPNG struct {
 	w, h int
 }
 
-// renderPlot draws p into a w×h inch canvas; legend, if non-nil, is drawn
-// in a column of legendW on the right, outside the data area.
-func renderPlot(p *plot.Plot, w, h vg.Length, legend *plot.Legend, legendW vg.Length) (renderedPNG, error) {
+// legendEntry is one item of a legend drawn under a chart.
+type legendEntry struct {
+	name   string
+	thumbs []plot.Thumbnailer
+}
+
+// renderPlot draws p into a w×h canvas. The legend entries, if any, are laid
+// out in centred rows under the chart, outside the data area, so they never
+// hide data.
+func renderPlot(p *plot.Plot, w, h vg.Length, legend []legendEntry) (renderedPNG, error) {
 	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(plotDPI), vgimg.UseBackgroundColor(color.White))
-	dc := draw.New(c)
-	pad := vg.Points(6)
-	dc = padCanvas(dc, pad)
-	if legend != nil {
-		plotArea := dc
-		plotArea.Max.X -= legendW
-		p.Draw(plotArea)
-		la := dc
-		la.Min.X = dc.Max.X - legendW + vg.Points(10)
-		// Align the legend's top with the data area's top.
-		la.Max.Y -= p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding + vg.Points(4)
-		legend.Draw(la)
-	} else {
-		p.Draw(dc)
+	dc := padCanvas(draw.New(c), vg.Points(6))
+	if len(legend) > 0 {
+		sty := textStyle(11)
+		sty.XAlign, sty.YAlign = draw.XLeft, draw.YCenter
+		thumbW, gap, rowH := vg.Points(24), vg.Points(5), sty.Height("Mg")*1.5
+		width := func(e legendEntry) vg.Length { return thumbW + gap + sty.Width(e.name) + vg.Points(16) }
+		var rows [][]legendEntry
+		var rowW []vg.Length
+		avail := dc.Max.X - dc.Min.X
+		for _, e := range legend {
+			n := len(rows)
+			if n == 0 || rowW[n-1]+width(e) > avail {
+				rows, rowW = append(rows, nil), append(rowW, 0)
+				n++
+			}
+			rows[n-1] = append(rows[n-1], e)
+			rowW[n-1] += width(e)
+		}
+		stripH := rowH*vg.Length(len(rows)) + vg.Points(4)
+		for i, row := range rows {
+			y := dc.Min.Y + stripH - rowH*(vg.Length(i)+0.5)
+			x := dc.Min.X + (avail-rowW[i])/2
+			for _, e := range row {
+				tc := dc
+				tc.Min = vg.Point{X: x, Y: y - rowH/2}
+				tc.Max = vg.Point{X: x + thumbW, Y: y + rowH/2}
+				for _, t := range e.thumbs {
+					t.Thumbnail(&tc)
+				}
+				dc.FillText(sty, vg.Point{X: x + thumbW + gap, Y: y}, e.name)
+				x += width(e)
+			}
+		}
+		dc.Min.Y += stripH + vg.Points(4)
 	}
+	p.Draw(dc)
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&buf); err != nil {
 		return renderedPNG{}, err
 	}
 	b := c.Image().Bounds()
 	return renderedPNG{buf.Bytes(), b.Dx(), b.Dy()}, nil
+}
+
+// niceTicks labels about six round values (steps of 1, 2, 2.5 or 5 times a
+// power of ten) with as many decimals as the step needs.
+type niceTicks struct{}
+
+func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	raw := (hi - lo) / 6
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	dec := max(0, int(-math.Floor(math.Log10(step)+1e-9)))
+	if math.Abs(step/math.Pow(10, -float64(dec))-math.Round(step/math.Pow(10, -float64(dec)))) > 1e-9 {
+		dec++ // 2.5 × 10^k needs one more
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step-1e-9) * step; v <= hi+1e-9*step; v += step {
+		if math.Abs(v) < 1e-9*step {
+			v = 0
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', dec, 64)})
+	}
+	return ticks
 }
 
 func padCanvas(c draw.Canvas, d vg.Length) draw.Canvas {
@@ -169,16 +229,12 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 	} else if logX {
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
-	cols := methodColors(names)
-	legend := plot.NewLegend()
-	legend.TextStyle.Font = font.From(sansFont, 10)
-	legend.Top, legend.Left = true, true
-	legend.ThumbnailWidth = vg.Points(22)
-	legendW := vg.Length(0)
+	styles := methodStyles(names)
+	var legend []legendEntry
 	ylo, yhi := math.Inf(1), math.Inf(-1)
 	var lines []plot.Plotter
 	for i, s := range cv.Series {
-		col := cols[i]
+		col := styles[i].color
 		idx := make([]int, len(s.X))
 		for k := range idx {
 			idx[k] = k
@@ -202,7 +258,7 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 		if err != nil {
 			return renderedPNG{}, err
 		}
-		poly.Color = color.NRGBA{col.R, col.G, col.B, 0x38}
+		poly.Color = color.NRGBA{col.R, col.G, col.B, 0x30}
 		poly.LineStyle.Width = 0
 		p.Add(poly) // all bands first, so no band hides a line
 		l, sc, err := plotter.NewLinePoints(line)
@@ -210,10 +266,12 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 			return renderedPNG{}, err
 		}
 		l.Color, l.Width = col, vg.Points(1.8)
-		sc.Color, sc.Shape, sc.Radius = col, glyphs[i%len(glyphs)], vg.Points(3)
+		if styles[i].dashed {
+			l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		}
+		sc.Color, sc.Shape, sc.Radius = col, glyphs[i%len(glyphs)], vg.Points(3.2)
 		lines = append(lines, l, sc)
-		legend.Add(s.Name, l, sc)
-		legendW = max(legendW, legend.TextStyle.Width(s.Name))
+		legend = append(legend, legendEntry{s.Name, []plot.Thumbnailer{l, sc}})
 	}
 	p.Add(lines...)
 	if yhi > ylo {
@@ -226,8 +284,8 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 		m := 0.04 * (xs[len(xs)-1] - xs[0])
 		p.X.Min, p.X.Max = xs[0]-m, xs[len(xs)-1]+m
 	}
-	legendW += legend.ThumbnailWidth + vg.Points(22)
-	return renderPlot(p, 6.6*vg.Inch, 4.1*vg.Inch, &legend, legendW)
+	p.Y.Tick.Marker = niceTicks{}
+	return renderPlot(p, 5.6*vg.Inch, 4.2*vg.Inch, legend)
 }
 
 func cmpFloat(a, b float64) int {
@@ -260,7 +318,7 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 	for i, b := range bars {
 		names[i] = b.Name
 	}
-	cols := methodColors(names)
+	styles := methodStyles(names)
 	ylo, yhi := 0.0, 0.0
 	var pts plotter.XYs
 	var errs plotter.YErrors
@@ -272,8 +330,8 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 		if err != nil {
 			return renderedPNG{}, err
 		}
-		poly.Color = cols[i]
-		poly.LineStyle.Color = darken(cols[i], 0.6)
+		poly.Color = styles[i].color
+		poly.LineStyle.Color = darken(styles[i].color, 0.6)
 		poly.LineStyle.Width = vg.Points(0.8)
 		p.Add(poly)
 		pts = append(pts, plotter.XY{X: x, Y: b.Mean})
@@ -307,7 +365,7 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 		return renderedPNG{}, err
 	}
 	for i := range labels.TextStyle {
-		labels.TextStyle[i] = textStyle(10)
+		labels.TextStyle[i] = textStyle(11)
 	}
 	p.Add(labels)
 	if ylo < 0 {
@@ -318,10 +376,14 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 	}
 	p.Y.Min, p.Y.Max = ylo-0.12*span*b2f(ylo < 0), yhi+0.14*span
 	p.X.Min, p.X.Max = -0.6, float64(len(bars))-0.4
-	p.NominalX(names...)
-	p.X.Tick.Label.Font = font.From(sansFont, 10.5)
-	w := vg.Length(math.Max(5, math.Min(9, 1.6+1.1*float64(len(bars))))) * vg.Inch
-	return renderPlot(p, w, 3.8*vg.Inch, nil, 0)
+	wrapped := make([]string, len(names))
+	for i, n := range names {
+		wrapped[i] = wrapLabel(n, 11)
+	}
+	p.NominalX(wrapped...)
+	p.Y.Tick.Marker = niceTicks{}
+	w := vg.Length(math.Max(5.6, math.Min(9, 1.4+1.05*float64(len(bars))))) * vg.Inch
+	return renderPlot(p, w, 4.2*vg.Inch, nil)
 }
 
 func b2f(b bool) float64 {
@@ -352,28 +414,11 @@ func (c *Confusion) validate() error {
 	return nil
 }
 
-// confGrid is a confusion matrix as a gonum/plot grid: column = predicted
-// class, row 0 at the top; Z is the row-normalised fraction.
-type confGrid struct {
-	frac [][]float64
-}
-
-func (g confGrid) Dims() (c, r int)   { return len(g.frac), len(g.frac) }
-func (g confGrid) Z(c, r int) float64 { return g.frac[len(g.frac)-1-r][c] }
-func (g confGrid) X(c int) float64    { return float64(c) }
-func (g confGrid) Y(r int) float64    { return float64(r) }
-func (g confGrid) Min() float64       { return 0 }
-func (g confGrid) Max() float64       { return 1 }
-
-type rampPalette []color.Color
-
-func (p rampPalette) Colors() []color.Color { return p }
-
 // renderConfusion draws a heat map coloured by the row-normalised fraction
 // (recall per true class) with the count and percentage in every cell.
 func renderConfusion(cf *Confusion) (renderedPNG, error) {
 	n := len(cf.Classes)
-	g := confGrid{frac: make([][]float64, n)}
+	g := struct{ frac [][]float64 }{make([][]float64, n)}
 	for i, row := range cf.Counts {
 		g.frac[i] = make([]float64, n)
 		tot := 0
@@ -386,14 +431,22 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 			}
 		}
 	}
-	var ramp rampPalette
-	for k := range 256 {
-		ramp = append(ramp, blues(float64(k)/255))
-	}
 	p := newPlot(cf.Title, "predicted", "true")
-	hm := plotter.NewHeatMap(g, ramp)
-	hm.Min, hm.Max = 0, 1
-	p.Add(hm)
+	// Cells are squares separated by thin white lines (drawn as polygons
+	// rather than a HeatMap, whose anti-aliased edges leave hairline seams).
+	for i := range n {
+		for j := range n {
+			x, y := float64(j), float64(n-1-i)
+			sq, err := plotter.NewPolygon(plotter.XYs{{X: x - 0.5, Y: y - 0.5}, {X: x + 0.5, Y: y - 0.5}, {X: x + 0.5, Y: y + 0.5}, {X: x - 0.5, Y: y + 0.5}})
+			if err != nil {
+				return renderedPNG{}, err
+			}
+			sq.Color = blues(g.frac[i][j])
+			sq.LineStyle.Color = color.White
+			sq.LineStyle.Width = vg.Points(1.2)
+			p.Add(sq)
+		}
+	}
 
 	var counts, pcts plotter.XYLabels
 	var cStyle, pStyle []text.Style
@@ -406,13 +459,13 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 			}
 			counts.XYs = append(counts.XYs, plotter.XY{X: x, Y: y + 0.1})
 			counts.Labels = append(counts.Labels, strconv.Itoa(cf.Counts[i][j]))
-			s := textStyle(10.5)
-			s.Font.Weight = 700
+			s := textStyle(11)
+			s.Font.Weight = xfont.WeightBold
 			s.Color = ink
 			cStyle = append(cStyle, s)
 			pcts.XYs = append(pcts.XYs, plotter.XY{X: x, Y: y - 0.22})
 			pcts.Labels = append(pcts.Labels, fmt.Sprintf("%.0f%%", 100*g.frac[i][j]))
-			s = textStyle(8)
+			s = textStyle(9)
 			s.Color = ink
 			pStyle = append(pStyle, s)
 		}
@@ -439,6 +492,31 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	p.X.Padding, p.Y.Padding = 0, 0
-	side := vg.Length(math.Max(4.2, math.Min(7, 2.2+0.55*float64(n)))) * vg.Inch
-	return renderPlot(p, side*1.08, side, nil, 0)
+	side := vg.Length(math.Max(4, math.Min(8, 2.4+0.42*float64(n)))) * vg.Inch
+	return renderPlot(p, side*1.06, side, nil)
+}
+
+// wrapLabel breaks a label longer than n characters into two lines at the
+// space closest to its middle.
+func wrapLabel(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	best := -1
+	for i, r := range s {
+		if r == ' ' && (best < 0 || abs(i-len(s)/2) < abs(best-len(s)/2)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return s
+	}
+	return s[:best] + "\n" + s[best+1:]
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spotfuse/spotfuse/atomicfile"
@@ -229,8 +230,10 @@ type page struct {
 	Rows           []summaryRow
 	Curves         []figure
 	Contribution   *figure
-	Confusions     []figure
-	Maps           []figure
+	// ContributionHeading is the contribution section's heading.
+	ContributionHeading string
+	Confusions          []figure
+	Maps                []figure
 }
 
 func buildPage(in *Input) (*page, error) {
@@ -241,6 +244,19 @@ func buildPage(in *Input) (*page, error) {
 		}
 	}
 	p.Metrics, p.Rows = summaryTable(in.Summary, in.MetricOrder)
+	// Maps first: a missing or unreadable image is the likeliest failure.
+	var mr mapRenderer
+	for i := range in.Maps {
+		img, err := mr.render(&in.Maps[i], DefaultMapWidth)
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		f, err := imageFigure(img, in.Maps[i].Title)
+		if err != nil {
+			return nil, fmt.Errorf("report: map %q: %w", in.Maps[i].Title, err)
+		}
+		p.Maps = append(p.Maps, f)
+	}
 	for i := range in.Curves {
 		r, err := renderCurve(&in.Curves[i])
 		if err != nil {
@@ -256,12 +272,13 @@ func buildPage(in *Input) (*page, error) {
 		if label == "" {
 			label = "balanced accuracy"
 		}
-		r, err := renderBars(title, label, in.Contribution)
+		r, err := renderBars("", label, in.Contribution)
 		if err != nil {
 			return nil, fmt.Errorf("report: contribution chart: %w", err)
 		}
 		f := pngFigure(r, title)
 		p.Contribution = &f
+		p.ContributionHeading = title
 	}
 	for i := range in.Confusions {
 		r, err := renderConfusion(&in.Confusions[i])
@@ -269,18 +286,6 @@ func buildPage(in *Input) (*page, error) {
 			return nil, fmt.Errorf("report: confusion %q: %w", in.Confusions[i].Title, err)
 		}
 		p.Confusions = append(p.Confusions, pngFigure(r, in.Confusions[i].Title))
-	}
-	var mr mapRenderer
-	for i := range in.Maps {
-		img, err := mr.render(&in.Maps[i], DefaultMapWidth)
-		if err != nil {
-			return nil, fmt.Errorf("report: %w", err)
-		}
-		f, err := imageFigure(img, in.Maps[i].Title)
-		if err != nil {
-			return nil, fmt.Errorf("report: map %q: %w", in.Maps[i].Title, err)
-		}
-		p.Maps = append(p.Maps, f)
 	}
 	return p, nil
 }
@@ -375,4 +380,23 @@ func metricName(m string) string {
 	return s
 }
 
-var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{"metricName": metricName}).Parse(pageHTML))
+// numeric reports whether a table cell reads as a number (possibly with
+// "± sd" or a percent sign), to right-align it.
+func numeric(s string) bool {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return false
+	}
+	f := strings.Fields(strings.NewReplacer("±", " ", "%", " ").Replace(s))
+	for _, w := range f {
+		if _, err := strconv.ParseFloat(w, 64); err != nil {
+			return false
+		}
+	}
+	return len(f) > 0
+}
+
+var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"metricName": metricName,
+	"numeric":    numeric,
+}).Parse(pageHTML))

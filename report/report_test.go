@@ -419,7 +419,11 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"X/Y lengths", func(in *Input) { m := okMap(); m.Y = m.Y[:1]; in.Maps = []SpatialMap{m} }, "2 X but 1 Y"},
 		{"categories length", func(in *Input) { m := okMap(); m.Categories = []string{"a"}; in.Maps = []SpatialMap{m} }, "1 categories for 2 spots"},
-		{"values length", func(in *Input) { m := okMap(); m.Categories, m.Values = nil, []float64{1, 2, 3}; in.Maps = []SpatialMap{m} }, "3 values for 2 spots"},
+		{"values length", func(in *Input) {
+			m := okMap()
+			m.Categories, m.Values = nil, []float64{1, 2, 3}
+			in.Maps = []SpatialMap{m}
+		}, "3 values for 2 spots"},
 		{"NaN value", func(in *Input) {
 			m := okMap()
 			m.Categories, m.Values = nil, []float64{1, math.NaN()}
@@ -556,8 +560,9 @@ func TestRenderMapPlacesSpots(t *testing.T) {
 			if w := img.Bounds().Dx(); w != 600 {
 				t.Fatalf("width %d, want 600", w)
 			}
-			// Find each spot's centre by colour: the middle of the map has
-			// the fill colour blended at 72 % over the light background.
+			// Find each spot's centre by colour: the middle of a spot has
+			// the fill colour blended over the light background (72 % for
+			// categories, 92 % for values).
 			bg := color.NRGBA{0xFA, 0xFA, 0xFA, 0xFF}
 			for i := range tc.m.X {
 				var want color.NRGBA
@@ -567,9 +572,11 @@ func TestRenderMapPlacesSpots(t *testing.T) {
 					}
 					want = ClassColor(tc.m.Categories[i])
 				} else {
-					want = Viridis(tc.m.Values[i])
+					want = mix(Viridis(tc.m.Values[i]), bg, 0.92)
 				}
-				want = mix(want, bg, 0.72)
+				if tc.m.Categories != nil {
+					want = mix(want, bg, 0.72)
+				}
 				if !findColor(img, want, 3) {
 					t.Errorf("spot %d: colour %v not found", i, want)
 				}

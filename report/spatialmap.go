@@ -252,7 +252,11 @@ func (r *mapRenderer) render(m *SpatialMap, maxWidth int) (image.Image, error) {
 		}
 		for i := range n {
 			c := m.Categories[i]
-			drawSpot(base, (px[i]-x0)*scale, (py[i]-y0)*scale, rad, line, cols[c], c == "")
+			style := spotCategory
+			if c == "" {
+				style = spotHollow
+			}
+			drawSpot(base, (px[i]-x0)*scale, (py[i]-y0)*scale, rad, line, cols[c], style)
 		}
 		for _, c := range legendOrder(m.Categories, m.Palette) {
 			name := c
@@ -265,7 +269,7 @@ func (r *mapRenderer) render(m *SpatialMap, maxWidth int) (image.Image, error) {
 		lo, hi := valueRange(m)
 		for i := range n {
 			c := Viridis((m.Values[i] - lo) / (hi - lo))
-			drawSpot(base, (px[i]-x0)*scale, (py[i]-y0)*scale, rad, line, c, false)
+			drawSpot(base, (px[i]-x0)*scale, (py[i]-y0)*scale, rad, line, c, spotValue)
 		}
 	}
 	return composeMap(m, base, legend)
@@ -363,15 +367,26 @@ func boxDownscale(src image.Image, crop image.Rectangle, outW, outH int) *image.
 	return dst
 }
 
-// drawSpot draws an anti-aliased disc of radius r at (cx, cy): a
-// semi-transparent fill and an opaque, darker outline of width w. Hollow
-// spots get only a light outline.
-func drawSpot(img *image.RGBA, cx, cy, r, w float64, c color.NRGBA, hollow bool) {
-	const fillAlpha = 0.72
-	edge := darken(c, 0.55)
-	if hollow {
+// spotStyle says how drawSpot paints a disc.
+type spotStyle int
+
+const (
+	spotCategory spotStyle = iota // semi-transparent fill, darker outline
+	spotHollow                    // light outline only (unlabelled)
+	spotValue                     // nearly opaque fill, white outline: stands out on dark H&E
+)
+
+// drawSpot draws an anti-aliased disc of radius r at (cx, cy) with an
+// outline of width w.
+func drawSpot(img *image.RGBA, cx, cy, r, w float64, c color.NRGBA, style spotStyle) {
+	fillAlpha, edge := 0.72, darken(c, 0.55)
+	switch style {
+	case spotHollow:
 		edge = c
+	case spotValue:
+		fillAlpha, edge = 0.92, color.NRGBA{0xFF, 0xFF, 0xFF, 0xFF}
 	}
+	hollow := style == spotHollow
 	b := img.Bounds()
 	xa, xz := max(b.Min.X, int(math.Floor(cx-r-1))), min(b.Max.X, int(math.Ceil(cx+r+1)))
 	ya, yz := max(b.Min.Y, int(math.Floor(cy-r-1))), min(b.Max.Y, int(math.Ceil(cy+r+1)))

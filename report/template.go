@@ -41,7 +41,6 @@ td.best .sd { font-weight: 400; }
 .grid.one { grid-template-columns: minmax(0, 1fr); }
 figure { margin: 0; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
-.contrib img { max-width: min(100%, 860px); }
 footer { color: var(--muted); font-size: 13px; margin-top: 10px; }
 a { color: var(--accent); }
 @media (max-width: 900px) { .grid { grid-template-columns: minmax(0, 1fr); } }
@@ -59,7 +58,7 @@ a { color: var(--accent); }
 {{if .Notes}}<a href="#notes">Notes</a>{{end}}
 {{if .Rows}}<a href="#summary">Summary</a>{{end}}
 {{if .Curves}}<a href="#curves">Label-fraction curves</a>{{end}}
-{{if .Contribution}}<a href="#contribution">Modality contribution</a>{{end}}
+{{if .Contribution}}<a href="#contribution">{{.ContributionHeading}}</a>{{end}}
 {{if .Confusions}}<a href="#confusion">Confusion matrices</a>{{end}}
 {{if .Maps}}<a href="#maps">Spatial maps</a>{{end}}
 {{if .Tables}}<a href="#tables">Tables</a>{{end}}
@@ -99,10 +98,10 @@ a { color: var(--accent); }
 {{end}}
 
 {{with .Contribution}}
-<section id="contribution" class="contrib">
-<h2>Modality contribution</h2>
+<section id="contribution">
+<h2>{{$.ContributionHeading}}</h2>
 <p class="hint">Bars: mean over seeds; whiskers: ± 1 sd.</p>
-<figure><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure>
+<div class="grid"><figure><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure></div>
 </section>
 {{end}}
 
@@ -135,7 +134,7 @@ a { color: var(--accent); }
 <table>
 {{with .Header}}<thead><tr>{{range .}}<th>{{.}}</th>{{end}}</tr></thead>{{end}}
 <tbody>
-{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td{{if numeric .}} class="num"{{end}}>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 </div>
