@@ -83,13 +83,11 @@ func Open(path string, opt Options) (*Section, error) {
 	return s, nil
 }
 
-// Readers not built yet; replaced when their files land.
+// The readers Open dispatches to (variables so the files could land
+// independently; the init functions in spaceranger.go and h5ad.go that
+// set them again are now redundant).
 var (
 	readLegacyST    = ReadLegacyST
-	readSpaceRanger = func(path string, opt Options) (*Section, error) {
-		return nil, fmt.Errorf("section: %s: Space Ranger reader not built yet", path)
-	}
-	readH5AD = func(path string, opt Options) (*Section, error) {
-		return nil, fmt.Errorf("section: %s: h5ad reader not built yet", path)
-	}
+	readSpaceRanger = ReadSpaceRanger
+	readH5AD        = ReadH5AD
 )
