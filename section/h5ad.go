@@ -150,29 +150,51 @@ func (h *h5File) optionalInts(name string, n int) []int {
 	return v
 }
 
+// denseBlock is how many values of a dense X are read at a time.
+var denseBlock = 4 << 20
+
 // matrixX reads /X as an nObs × nVar CSR.
 func (h *h5File) matrixX(nObs, nVar int) (*sparse.CSR, error) {
 	if !h.has("/X") {
 		return nil, h.errorf("missing X")
 	}
-	if _, err := h.dataset("/X"); err == nil {
-		v, sh, err := h.floats("/X")
+	if d, err := h.dataset("/X"); err == nil {
+		sh, err := h.shape("/X")
 		if err != nil {
 			return nil, err
+		}
+		if sh.class != "integer" && sh.class != "float" {
+			return nil, h.errorf("X holds %s, want numbers", sh.class)
 		}
 		if len(sh.dims) != 2 || sh.dims[0] != nObs || sh.dims[1] != nVar {
 			return nil, h.errorf("X is %v, want %d obs × %d var", sh.dims, nObs, nVar)
 		}
+		if err := h.checkSize("/X", sh); err != nil {
+			return nil, err
+		}
+		// Read blocks of rows so a dense X never sits in memory as float64.
+		step := max(1, denseBlock/max(nVar, 1))
 		b := sparse.NewBuilder(nVar)
-		for i := 0; i < nObs; i++ {
-			for j := 0; j < nVar; j++ {
-				x := v[i*nVar+j]
-				if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
-					return nil, h.errorf("X[%d, %d] = %v is not a finite non-negative count", i, j, x)
-				}
-				b.Add(j, float32(x))
+		for r0 := 0; r0 < nObs; r0 += step {
+			cnt := min(step, nObs-r0)
+			raw, err := d.ReadSlice([]uint64{uint64(r0), 0}, []uint64{uint64(cnt), uint64(nVar)})
+			if err != nil {
+				return nil, h.errorf("X rows %d–%d: %v", r0, r0+cnt-1, err)
 			}
-			b.EndRow()
+			v, ok := raw.([]float64)
+			if !ok || len(v) != cnt*nVar {
+				return nil, h.errorf("X rows %d–%d: unexpected %T of %d values", r0, r0+cnt-1, raw, len(v))
+			}
+			for i := 0; i < cnt; i++ {
+				for j := 0; j < nVar; j++ {
+					x := v[i*nVar+j]
+					if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+						return nil, h.errorf("X[%d, %d] = %v is not a finite non-negative count", r0+i, j, x)
+					}
+					b.Add(j, float32(x))
+				}
+				b.EndRow()
+			}
 		}
 		return b.Build(), nil
 	}

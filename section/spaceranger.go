@@ -33,6 +33,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -467,38 +468,62 @@ func (h *h5File) compressed(group string, nOuter, nInner int, remap []int, newCo
 	if len(data) != len(indices) || indptr[0] != 0 || indptr[nOuter] != len(data) {
 		return nil, h.errorf("%s: %d values, %d indices, indptr from %d to %d disagree", group, len(data), len(indices), indptr[0], indptr[nOuter])
 	}
-	rows := nOuter
-	if transpose {
-		rows = newCols
-		newCols = nOuter
-	}
-	t := triplets{rows: rows, cols: newCols}
 	for o := 0; o < nOuter; o++ {
 		if indptr[o] > indptr[o+1] {
 			return nil, h.errorf("%s/indptr decreases at %d", group, o)
 		}
-		for k := indptr[o]; k < indptr[o+1]; k++ {
-			v := data[k]
-			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-				return nil, h.errorf("%s/data[%d] = %v is not a finite non-negative count", group, k, v)
-			}
-			j := indices[k]
-			if remap != nil {
-				j = remap[j]
-			}
-			if j < 0 {
-				continue
-			}
-			if transpose {
-				t.add(j, o, v)
-			} else {
-				t.add(o, j, v)
-			}
+	}
+	for k, v := range data {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return nil, h.errorf("%s/data[%d] = %v is not a finite non-negative count", group, k, v)
 		}
 	}
-	m, err := t.csr()
-	if err != nil {
-		return nil, h.errorf("%s: %v", group, err)
+	col := func(k int) int {
+		if remap == nil {
+			return indices[k]
+		}
+		return remap[indices[k]]
 	}
-	return m, nil
+	if transpose {
+		t := triplets{rows: newCols, cols: nOuter}
+		for o := 0; o < nOuter; o++ {
+			for k := indptr[o]; k < indptr[o+1]; k++ {
+				if j := col(k); j >= 0 {
+					t.add(j, o, data[k])
+				}
+			}
+		}
+		m, err := t.csr()
+		if err != nil {
+			return nil, h.errorf("%s: %v", group, err)
+		}
+		return m, nil
+	}
+	// Rows are already grouped: build the CSR directly, sorting a row only
+	// when its indices are out of order.
+	b := sparse.NewBuilder(newCols)
+	type entry struct {
+		c int
+		v float64
+	}
+	var row []entry
+	for o := 0; o < nOuter; o++ {
+		row = row[:0]
+		for k := indptr[o]; k < indptr[o+1]; k++ {
+			if j := col(k); j >= 0 && data[k] != 0 {
+				row = append(row, entry{j, data[k]})
+			}
+		}
+		if !slices.IsSortedFunc(row, func(a, b entry) int { return a.c - b.c }) {
+			slices.SortFunc(row, func(a, b entry) int { return a.c - b.c })
+		}
+		for k, e := range row {
+			if k > 0 && row[k-1].c == e.c {
+				return nil, h.errorf("%s: entry (%d, %d) appears twice", group, o+1, e.c+1)
+			}
+			b.Add(e.c, float32(e.v))
+		}
+		b.EndRow()
+	}
+	return b.Build(), nil
 }

@@ -111,6 +111,7 @@ func Fuzz10xH5(f *testing.F) {
 func FuzzH5AD(f *testing.F) {
 	f.Add(srSeed(f, "h5ad", "A1_sub_csr.h5ad"))
 	f.Add(srSeed(f, "h5ad", "A1_sub_dense.h5ad"))
+	f.Add(srSeed(f, "h5ad", "A1_sub_csc.h5ad"))
 	dir := f.TempDir()
 	old := h5adImageDir
 	h5adImageDir = func() string { return filepath.Join(dir, "cache") }

@@ -116,6 +116,15 @@ func TestFormatsAgree(t *testing.T) {
 		{"h5ad CSR X, string labels", func() (*Section, error) {
 			return ReadH5AD(srTestdata(t, "h5ad", "A1_sub_csr.h5ad"), Options{LabelColumn: "label", Library: "A1"})
 		}, sf.lowres, f.LowresSize, true},
+		{"h5ad dense X read in 7-row blocks", func() (*Section, error) {
+			old := denseBlock
+			denseBlock = 7 * 60
+			defer func() { denseBlock = old }()
+			return ReadH5AD(srTestdata(t, "h5ad", "A1_sub_dense.h5ad"), Options{LabelColumn: "label"})
+		}, sf.hires, f.HiresSize, true},
+		{"h5ad CSC X, no image", func() (*Section, error) {
+			return ReadH5AD(srTestdata(t, "h5ad", "A1_sub_csc.h5ad"), Options{LabelColumn: "label"})
+		}, 0, nil, true},
 		{"legacy ST original A1, same subset", func() (*Section, error) {
 			return srLegacySubset(t, f)
 		}, 0.287604, []int{2000, 2138}, true},
@@ -163,6 +172,12 @@ func TestFormatsAgree(t *testing.T) {
 				t.Errorf("labels without a label source: %v", s.Labels[:3])
 			}
 			img := s.Image
+			if tt.scale == 0 {
+				if img != nil {
+					t.Errorf("image %+v, want none", img)
+				}
+				return
+			}
 			if img == nil {
 				t.Fatal("no image")
 			}

@@ -62,6 +62,7 @@ Output (committed, < 1 MB in total):
                               uns/spatial/A1 lowres uint8 only
   visium/bad/missing_indptr.h5   the .h5 without /matrix/indptr
   h5ad/bad/{nan,negative}_X.h5ad dense X with one NaN (obs 3, var 5) / -1 (obs 7, var 2)
+  h5ad/A1_sub_csc.h5ad        CSC float64 X, categorical labels, no uns/spatial
   fixture.json                the expected values (spot ids, barcodes,
                               genes, dense counts, x, y, labels) for tests
 """
@@ -276,6 +277,14 @@ def main():
         d = f["obs"].create_dataset("label", data=np.array(lbl, dtype=object), dtype=h5py.string_dtype())
         d.attrs["encoding-type"] = "string-array"
         d.attrs["encoding-version"] = "0.2.0"
+
+    # CSC X (float64), no uns/spatial (so no image), label as categorical.
+    obs_c = obs.copy()
+    obs_c["label"] = pd.Categorical(lbl)
+    obs_c["array_row"] = ay
+    obs_c["array_col"] = ax
+    ad = anndata.AnnData(X=sp.csc_matrix(X.astype(np.float64)), dtype=np.float64, obs=obs_c, var=var.copy(), obsm=dict(obsm))
+    ad.write_h5ad(os.path.join(hdir, "A1_sub_csc.h5ad"))
 
     # --- Bad inputs for the error tests (derived from the files above) ---
     bad = os.path.join(HERE, "visium", "bad")
