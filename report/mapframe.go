@@ -154,7 +154,7 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 			draw.Draw(out, image.Rect(tx, tickY, tx+1, tickY+int(fontPx*0.35)), image.NewUniform(ink), image.Point{}, draw.Src)
 			s := strconv.FormatFloat(lo+t*(hi-lo), 'g', 3, 64)
 			w := textWidth(face, s)
-			lx := min(max(tx-w/2, 0), W-w)
+			lx := min(max(tx-w/2, pad/2), W-w-pad/2)
 			drawText(out, face, lx, tickY+int(fontPx*0.4)+int(fontPx), s, ink)
 		}
 	}

@@ -223,8 +223,16 @@ type summaryRow struct {
 	FirstOfGroup  bool
 }
 
+// table is an extra table with the columns that hold only numbers marked,
+// so they can be right-aligned.
+type table struct {
+	Table
+	NumCol []bool
+}
+
 type page struct {
 	*Input
+	Tables         []table
 	GeneratedLines []string
 	Metrics        []string
 	Rows           []summaryRow
@@ -244,6 +252,25 @@ func buildPage(in *Input) (*page, error) {
 		}
 	}
 	p.Metrics, p.Rows = summaryTable(in.Summary, in.MetricOrder)
+	for _, t := range in.Tables {
+		cols := len(t.Header)
+		for _, r := range t.Rows {
+			cols = max(cols, len(r))
+		}
+		tb := table{Table: t, NumCol: make([]bool, cols)}
+		for j := range cols {
+			num, seen := true, false
+			for _, r := range t.Rows {
+				if j >= len(r) || missing(r[j]) {
+					continue
+				}
+				seen = true
+				num = num && numeric(r[j])
+			}
+			tb.NumCol[j] = num && seen
+		}
+		p.Tables = append(p.Tables, tb)
+	}
 	// Maps first: a missing or unreadable image is the likeliest failure.
 	var mr mapRenderer
 	for i := range in.Maps {
@@ -396,7 +423,18 @@ func numeric(s string) bool {
 	return len(f) > 0
 }
 
+// missing reports whether a cell stands for a missing value.
+func missing(s string) bool {
+	switch strings.TrimSpace(s) {
+	case "", "–", "—", "-", "n/a", "NA", "NaN":
+		return true
+	}
+	return false
+}
+
+func index(b []bool, i int) bool { return i < len(b) && b[i] }
+
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"metricName": metricName,
-	"numeric":    numeric,
+	"isNum":      index,
 }).Parse(pageHTML))

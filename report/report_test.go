@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,22 +214,98 @@ func addA1Maps(in *Input, d *a1) {
 	in.Maps = append([]SpatialMap{truth, p, g}, in.Maps...)
 }
 
-var imgTag = regexp.MustCompile(`<img\b[^>]*>`)
-var attr = regexp.MustCompile(`\b(src|width|height)="([^"]*)"`)
+// tag is one start or end tag of an HTML document.
+type tag struct {
+	name  string
+	end   bool
+	attrs map[string]string
+}
+
+// scanTags is a small HTML tokenizer, enough for the report: it reads every
+// tag with its double-quoted attributes and skips text and <style> content.
+func scanTags(t *testing.T, html string) []tag {
+	t.Helper()
+	var tags []tag
+	for i := 0; ; {
+		j := strings.IndexByte(html[i:], '<')
+		if j < 0 {
+			return tags
+		}
+		i += j + 1
+		if strings.HasPrefix(html[i:], "!") {
+			i += strings.IndexByte(html[i:], '>') + 1
+			continue
+		}
+		var tg tag
+		if html[i] == '/' {
+			tg.end = true
+			i++
+		}
+		k := i
+		for k < len(html) && (html[k] >= 'a' && html[k] <= 'z' || html[k] >= '0' && html[k] <= '9' || html[k] >= 'A' && html[k] <= 'Z') {
+			k++
+		}
+		if k == i {
+			t.Fatalf("stray '<' at byte %d: %.40q", i-1, html[i-1:])
+		}
+		tg.name = strings.ToLower(html[i:k])
+		tg.attrs = map[string]string{}
+		i = k
+		for {
+			for i < len(html) && html[i] == ' ' {
+				i++
+			}
+			if i >= len(html) {
+				t.Fatalf("unterminated <%s>", tg.name)
+			}
+			if html[i] == '>' {
+				i++
+				break
+			}
+			k = i
+			for k < len(html) && html[k] != '=' && html[k] != ' ' && html[k] != '>' {
+				k++
+			}
+			name := html[i:k]
+			i = k
+			if html[i] == '=' {
+				if html[i+1] != '"' {
+					t.Fatalf("<%s %s=…> attribute not double-quoted", tg.name, name)
+				}
+				e := strings.IndexByte(html[i+2:], '"')
+				if e < 0 {
+					t.Fatalf("<%s %s=…> unterminated attribute", tg.name, name)
+				}
+				tg.attrs[name] = html[i+2 : i+2+e]
+				i += e + 3
+			} else {
+				tg.attrs[name] = ""
+			}
+		}
+		tags = append(tags, tg)
+		if tg.name == "style" && !tg.end {
+			e := strings.Index(html[i:], "</style>")
+			if e < 0 {
+				t.Fatal("unterminated <style>")
+			}
+			i += e
+		}
+	}
+}
 
 // checkImages verifies that every <img> carries a PNG data URI whose
 // decoded size matches its width and height attributes; it returns the sizes.
-func checkImages(t *testing.T, html string) []image.Point {
+func checkImages(t *testing.T, tags []tag) []image.Point {
 	t.Helper()
 	var sizes []image.Point
-	for _, tag := range imgTag.FindAllString(html, -1) {
-		a := map[string]string{}
-		for _, m := range attr.FindAllStringSubmatch(tag, -1) {
-			a[m[1]] = m[2]
+	for _, tg := range tags {
+		if tg.name != "img" {
+			continue
 		}
+		a := tg.attrs
 		const prefix = "data:image/png;base64,"
 		if !strings.HasPrefix(a["src"], prefix) {
-			t.Errorf("img src is not a PNG data URI: %.80s", tag)
+			t.Errorf("img src is not a PNG data URI: %.80s", a["src"])
 			continue
 		}
 		data, err := base64.StdEncoding.DecodeString(a["src"][len(prefix):])
@@ -246,34 +321,34 @@ func checkImages(t *testing.T, html string) []image.Point {
 		if a["width"] != strconv.Itoa(cfg.Width) || a["height"] != strconv.Itoa(cfg.Height) {
 			t.Errorf("img attributes %s×%s, PNG is %d×%d", a["width"], a["height"], cfg.Width, cfg.Height)
 		}
+		if a["alt"] == "" {
+			t.Error("img without alt text")
+		}
 		sizes = append(sizes, image.Pt(cfg.Width, cfg.Height))
 	}
 	return sizes
 }
 
-var tagRE = regexp.MustCompile(`<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*>`)
-
 var voidElements = map[string]bool{"meta": true, "img": true, "br": true, "hr": true, "link": true, "input": true}
 
 // checkNesting is a small well-formedness check: every non-void element is
 // closed, in order.
-func checkNesting(t *testing.T, html string) {
+func checkNesting(t *testing.T, html string, tags []tag) {
 	t.Helper()
 	if !strings.HasPrefix(html, "<!DOCTYPE html>") {
 		t.Error("missing doctype")
 	}
 	var stack []string
-	for _, m := range tagRE.FindAllStringSubmatch(html, -1) {
-		name := strings.ToLower(m[2])
-		if voidElements[name] {
+	for _, tg := range tags {
+		if voidElements[tg.name] {
 			continue
 		}
-		if m[1] == "" {
-			stack = append(stack, name)
+		if !tg.end {
+			stack = append(stack, tg.name)
 			continue
 		}
-		if len(stack) == 0 || stack[len(stack)-1] != name {
-			t.Fatalf("closing </%s> does not match open elements %v", name, stack)
+		if len(stack) == 0 || stack[len(stack)-1] != tg.name {
+			t.Fatalf("closing </%s> does not match open elements %v", tg.name, stack)
 		}
 		stack = stack[:len(stack)-1]
 	}
@@ -307,8 +382,9 @@ func TestWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			html := string(b)
-			checkNesting(t, html)
-			sizes := checkImages(t, html)
+			tags := scanTags(t, html)
+			checkNesting(t, html, tags)
+			sizes := checkImages(t, tags)
 			want := len(tc.in.Curves) + len(tc.in.Confusions) + len(tc.in.Maps)
 			if len(tc.in.Contribution) > 0 {
 				want++
@@ -695,5 +771,38 @@ func TestA1Map(t *testing.T) {
 	defer f.Close()
 	if cfg, err := png.DecodeConfig(f); err != nil || cfg.Width != 800 {
 		t.Errorf("written PNG: %v, %+v", err, cfg)
+	}
+}
+
+func TestTableAlignment(t *testing.T) {
+	tests := []struct {
+		cell string
+		num  bool
+	}{
+		{"0.912", true}, {"1528", true}, {"0.71 ± 0.02", true}, {"45 %", true}, {"-1e-3", true},
+		{"invasive cancer", false}, {"A1", false}, {"", false}, {"0.7 (n=3)", false},
+	}
+	for _, tc := range tests {
+		if got := numeric(tc.cell); got != tc.num {
+			t.Errorf("numeric(%q) = %v, want %v", tc.cell, got, tc.num)
+		}
+	}
+	in := &Input{Title: "t", Tables: []Table{{
+		Title:  "LOSO",
+		Header: []string{"held-out section", "balanced accuracy", "note"},
+		Rows:   [][]string{{"A1", "0.701 ± 0.020", "–"}, {"B1", "–", "no image"}},
+	}}}
+	var buf bytes.Buffer
+	if err := Render(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	html := buf.String()
+	for _, want := range []string{
+		`<th>held-out section</th><th class="num">balanced accuracy</th><th>note</th>`,
+		`<tr><td>A1</td><td class="num">0.701 ± 0.020</td><td>–</td></tr>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("table HTML lacks %s", want)
+		}
 	}
 }

@@ -128,13 +128,13 @@ a { color: var(--accent); }
 {{if .Tables}}
 <section id="tables">
 <h2>Tables</h2>
-{{range .Tables}}
+{{range .Tables}}{{$num := .NumCol}}
 {{with .Title}}<h3>{{.}}</h3>{{end}}
 <div class="scroll">
 <table>
-{{with .Header}}<thead><tr>{{range .}}<th>{{.}}</th>{{end}}</tr></thead>{{end}}
+{{with .Header}}<thead><tr>{{range $j, $h := .}}<th{{if isNum $num $j}} class="num"{{end}}>{{$h}}</th>{{end}}</tr></thead>{{end}}
 <tbody>
-{{range .Rows}}<tr>{{range .}}<td{{if numeric .}} class="num"{{end}}>{{.}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range $j, $c := .}}<td{{if isNum $num $j}} class="num"{{end}}>{{$c}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 </div>
