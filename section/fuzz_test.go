@@ -45,7 +45,7 @@ func FuzzReadCountsTSV(f *testing.F) {
 	f.Add([]byte("A\tB\n1x1\t0\t3\n"))
 	f.Add([]byte("\tA\n1x1\t-1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := parseCounts("fuzz.tsv", bytes.NewReader(data), nil, false)
+		s, err := parseCounts("fuzz.tsv", bytes.NewReader(data), nil, false, 0)
 		if err != nil {
 			if !strings.Contains(err.Error(), "fuzz.tsv") {
 				t.Fatalf("error does not name the file: %v", err)

@@ -258,28 +258,63 @@ func readCounts(path string, spots *SpotFile, allSpots bool) (*Section, error) {
 		defer zr.Close()
 		r = zr
 	}
-	return parseCounts(path, r, spots, allSpots)
+	hint := 0
+	if fi, err := f.Stat(); err == nil {
+		hint = int(fi.Size()) // ~0.8 non-zeros per compressed byte in her2st
+		if r == io.Reader(f) {
+			hint /= 4
+		}
+	}
+	return parseCounts(path, r, spots, allSpots, hint)
+}
+
+// csrBuilder accumulates CSR rows (columns increasing, no zeros).
+type csrBuilder struct {
+	indptr  []int
+	indices []int32
+	data    []float32
+}
+
+func (b *csrBuilder) add(col int, v float32) {
+	b.indices = append(b.indices, int32(col))
+	b.data = append(b.data, v)
+}
+
+func (b *csrBuilder) endRow() { b.indptr = append(b.indptr, len(b.data)) }
+
+// build returns the matrix, trimming spare capacity when it is large.
+func (b *csrBuilder) build(cols int) *sparse.CSR {
+	idx, val := b.indices, b.data
+	if cap(idx) > len(idx)+len(idx)/8 {
+		idx = append([]int32(nil), idx...)
+		val = append([]float32(nil), val...)
+	}
+	return &sparse.CSR{Rows: len(b.indptr) - 1, Cols: cols, Indptr: b.indptr, Indices: idx, Data: val}
 }
 
 // parseCounts parses a spots × genes table. When spots is nil, rows are not
 // joined (Spots get only IDs); used by the fuzz target.
-func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool) (*Section, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var buf []byte
+//
+// nnzHint, if positive, is the expected number of non-zeros (capacity).
+func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool, nnzHint int) (*Section, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var long []byte
+	// readLine returns the next line without its end; the slice is only
+	// valid until the next call.
 	readLine := func() ([]byte, error) {
-		buf = buf[:0]
-		for {
-			chunk, err := br.ReadSlice('\n')
-			buf = append(buf, chunk...)
-			if err == bufio.ErrBufferFull {
-				continue
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
 			}
-			if err == io.EOF && len(buf) > 0 {
-				err = nil
-			}
-			buf = bytes.TrimRight(buf, "\r\n")
-			return buf, err
+			line = long
 		}
+		if err == io.EOF && len(line) > 0 {
+			err = nil
+		}
+		return bytes.TrimRight(line, "\r\n"), err
 	}
 	wrap := func(line int, err error) error {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
@@ -307,7 +342,7 @@ func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool) (*Sec
 		return nil, fmt.Errorf("section: %s:1: header has %d field(s); want an empty first field then gene names", path, len(header))
 	}
 
-	var b *sparse.Builder
+	var b *csrBuilder
 	seen := map[string]int{}
 	line := 1
 	for {
@@ -340,7 +375,7 @@ func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool) (*Sec
 			}
 		}
 		if b == nil {
-			b = sparse.NewBuilder(len(s.Genes))
+			b = &csrBuilder{indptr: []int{0}, indices: make([]int32, 0, nnzHint), data: make([]float32, 0, nnzHint)}
 		}
 		if prev, dup := seen[id]; dup {
 			return nil, fmt.Errorf("section: %s:%d: duplicated spot id %q (first on line %d)", path, line, id, prev)
@@ -360,71 +395,59 @@ func parseCounts(path string, r io.Reader, spots *SpotFile, allSpots bool) (*Sec
 		if err := parseCountRow(raw[tab+1:], len(s.Genes), b); err != nil {
 			return nil, fmt.Errorf("section: %s:%d: spot %s: %w", path, line, id, err)
 		}
-		b.EndRow()
+		b.endRow()
 		s.Spots = append(s.Spots, sp)
 	}
 	if len(s.Spots) == 0 {
 		return nil, fmt.Errorf("section: %s: no counts rows", path)
 	}
-	m := b.Build()
-	// Trim the builder's spare capacity.
-	m.Indices = append([]int32(nil), m.Indices...)
-	m.Data = append([]float32(nil), m.Data...)
-	s.Counts = m
+	s.Counts = b.build(len(s.Genes))
 	return s, nil
 }
 
 // parseCountRow adds the tab-separated counts in p (one per gene) to the
-// current row of b.
-func parseCountRow(p []byte, ngenes int, b *sparse.Builder) error {
+// current row of b. Plain digit runs are parsed in one pass (the common
+// case); anything else goes through strconv.ParseFloat and must be a finite
+// non-negative number.
+func parseCountRow(p []byte, ngenes int, b *csrBuilder) error {
 	col := 0
-	for start := 0; ; {
-		end := bytes.IndexByte(p[start:], '\t')
-		last := end < 0
-		if last {
-			end = len(p)
-		} else {
-			end += start
-		}
+	i := 0
+	for {
 		if col >= ngenes {
 			return fmt.Errorf("more than %d counts (one per gene in the header)", ngenes)
 		}
-		field := p[start:end]
-		v, ok := parseUint(field)
-		if !ok {
+		start := i
+		var v uint64
+		for i < len(p) && p[i] >= '0' && p[i] <= '9' && i-start < 18 {
+			v = v*10 + uint64(p[i]-'0')
+			i++
+		}
+		if i == start || (i < len(p) && p[i] != '\t') {
+			// not a plain integer: find the field end and parse it slowly
+			for i < len(p) && p[i] != '\t' {
+				i++
+			}
+			field := p[start:i]
 			f, err := strconv.ParseFloat(string(bytes.TrimSpace(field)), 64)
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxFloat32 {
 				return fmt.Errorf("column %d: %q is not a non-negative count", col+2, field)
 			}
-			b.Add(col, float32(f))
+			if f != 0 {
+				b.add(col, float32(f))
+			}
 		} else if v != 0 {
-			b.Add(col, float32(v))
+			b.add(col, float32(v))
 		}
 		col++
-		if last {
+		if i >= len(p) {
 			break
 		}
-		start = end + 1
+		i++ // the tab
 	}
 	if col != ngenes {
 		return fmt.Errorf("%d counts, header has %d genes", col, ngenes)
 	}
 	return nil
-}
-
-// parseUint parses a short run of ASCII digits.
-func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
 }
 
 // coordKey rounds a fitted array coordinate to 3 decimals (the label join key).
