@@ -152,6 +152,7 @@ func TestGradients(t *testing.T) {
 		{"ConvTranspose2d", []*Var{p(2, 3, 3, 3), p(3, 2, 4, 4), p(2)}, func(in []*Var) *Var { return ConvTranspose2d(in[0], in[1], in[2], 2, 1) }},
 		{"MaxPool2d", []*Var{p(2, 2, 4, 6)}, func(in []*Var) *Var { return MaxPool2d(in[0], 2, 2) }},
 		{"MaxPool2dOverlap", []*Var{p(1, 2, 5, 5)}, func(in []*Var) *Var { return MaxPool2d(in[0], 3, 2) }},
+		{"MaxPool2dPad", []*Var{p(1, 2, 6, 5)}, func(in []*Var) *Var { return MaxPool2dPad(in[0], 3, 2, 1) }},
 		{"AvgPool2d", []*Var{p(2, 2, 4, 6)}, func(in []*Var) *Var { return AvgPool2d(in[0], 2, 2) }},
 		{"GlobalAvgPool", []*Var{p(2, 3, 3, 2)}, func(in []*Var) *Var { return GlobalAvgPool(in[0]) }},
 		{"Upsample2x", []*Var{p(2, 2, 2, 3)}, func(in []*Var) *Var { return Upsample2x(in[0]) }},

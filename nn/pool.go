@@ -10,13 +10,17 @@ import (
 
 // MaxPool2d takes the maximum over k×k windows with the given stride
 // (no padding) of x [N,C,H,W].
-func MaxPool2d(x *Var, k, stride int) *Var {
+func MaxPool2d(x *Var, k, stride int) *Var { return MaxPool2dPad(x, k, stride, 0) }
+
+// MaxPool2dPad is MaxPool2d with implicit −Inf padding of pad on every side
+// (torch's MaxPool2d(k, stride, padding); ResNet's stem uses 3, 2, 1).
+func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	xs := x.Value.Shape
-	if len(xs) != 4 || k < 1 || stride < 1 || xs[2] < k || xs[3] < k {
-		panic(fmt.Sprintf("nn: MaxPool2d(%d,%d) of %v", k, stride, xs))
+	if len(xs) != 4 || k < 1 || stride < 1 || pad < 0 || 2*pad > k || xs[2]+2*pad < k || xs[3]+2*pad < k {
+		panic(fmt.Sprintf("nn: MaxPool2d(%d,%d,pad %d) of %v", k, stride, pad, xs))
 	}
 	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
-	oh, ow := (h-k)/stride+1, (w-k)/stride+1
+	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
 	out := tensor.New(xs[0], xs[1], oh, ow)
 	arg := make([]int32, out.Size()) // index within the plane of each maximum
 	X, Y := x.Value.Data, out.Data
@@ -24,12 +28,13 @@ func MaxPool2d(x *Var, k, stride int) *Var {
 		for p := lo; p < hi; p++ {
 			xp := X[p*h*w : (p+1)*h*w]
 			for oi := 0; oi < oh; oi++ {
+				i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
 				for oj := 0; oj < ow; oj++ {
-					best, bi := float32(math.Inf(-1)), 0
-					for ki := 0; ki < k; ki++ {
-						r := (oi*stride + ki) * w
-						for kj := 0; kj < k; kj++ {
-							idx := r + oj*stride + kj
+					j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
+					best, bi := float32(math.Inf(-1)), i0*w+j0
+					for ii := i0; ii < i1; ii++ {
+						for jj := j0; jj < j1; jj++ {
+							idx := ii*w + jj
 							if v := xp[idx]; v > best || (v != v && best == best) {
 								best, bi = v, idx
 							}
