@@ -51,7 +51,6 @@ func (c convBN) forward(x *nn.Var, train, relu bool) *nn.Var {
 	return c.bn.Forward(y, train)
 }
 
-
 // flops of a convolution producing out channels on an oh×ow map.
 func (c convBN) flops(h, w int) (float64, int, int) {
 	s := c.conv.W.Value.Shape
