@@ -106,16 +106,19 @@ func checkH5Length(path string, size int64) error {
 // by fuzzing: it allocates a local heap's data segment at the size written
 // in the heap header, so a corrupt size makes the Go runtime abort with
 // "out of memory" (not a recoverable panic). We scan the file for local
-// heap headers ("HEAP", version 0, three zero bytes, 8-byte length) and
-// refuse segments larger than the file before the library sees them.
+// heap headers ("HEAP", version 0, then 8-byte segment size, free-list
+// offset and segment address) whose address lies in the file, and refuse
+// segments that would run past its end, before the library sees them.
+// Requiring a plausible address keeps random bytes in compressed data from
+// ever looking like a bad heap.
 func checkLocalHeaps(path string, f *os.File, size int64) error {
-	const sig = "HEAP\x00\x00\x00\x00"
-	const hdr = len(sig) + 8
+	const sig = "HEAP\x00"
+	const hdr = 32 // signature, version, reserved, size, free list, address
 	buf := make([]byte, 1<<20+hdr)
 	var off int64
 	for {
 		n, err := f.ReadAt(buf, off)
-		for i := 0; ; {
+		for i := 0; ; i++ {
 			j := bytes.Index(buf[i:n], []byte(sig))
 			if j < 0 {
 				break
@@ -124,10 +127,11 @@ func checkLocalHeaps(path string, f *os.File, size int64) error {
 			if i+hdr > n {
 				break
 			}
-			if seg := binary.LittleEndian.Uint64(buf[i+len(sig) : i+hdr]); seg > uint64(size) {
-				return fmt.Errorf("section: %s: corrupt HDF5 file: local heap at byte %d claims %d bytes in a %d-byte file", path, off+int64(i), seg, size)
+			seg := binary.LittleEndian.Uint64(buf[i+8:])
+			addr := binary.LittleEndian.Uint64(buf[i+24:])
+			if addr < uint64(size) && seg > uint64(size)-addr {
+				return fmt.Errorf("section: %s: corrupt HDF5 file: local heap at byte %d claims %d bytes at %d in a %d-byte file", path, off+int64(i), seg, addr, size)
 			}
-			i++
 		}
 		if err != nil || n < len(buf) {
 			return nil
