@@ -84,3 +84,17 @@ func TestReadH5ADImageCache(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRecoverH5 checks that a panic inside the HDF5 library becomes an
+// error naming the file.
+func TestRecoverH5(t *testing.T) {
+	err := func() (err error) {
+		defer recoverH5("x.h5", &err)
+		var m map[string]int
+		m["a"]++ // a library-style runtime panic
+		return nil
+	}()
+	if err == nil || !strings.Contains(err.Error(), "x.h5") || !strings.Contains(err.Error(), "unreadable HDF5") {
+		t.Fatalf("got %v", err)
+	}
+}
