@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -251,4 +252,12 @@ func TestC2(t *testing.T) {
 	if onTissue < s.NumSpots()*8/10 {
 		t.Errorf("only %d of %d C2 spot patches are mostly tissue", onTissue, s.NumSpots())
 	}
+	// The decoded image (≥ 130 MB) is not kept once Extract returns.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > 64<<20 {
+		t.Errorf("heap %d MB after extraction; the image was kept", ms.HeapAlloc>>20)
+	}
+	runtime.KeepAlive(set)
 }

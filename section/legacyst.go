@@ -630,22 +630,26 @@ func legacyImage(name string, sf *STScaleFactors, override string, spots *SpotFi
 		return nil, nil
 	}
 	img := &Image{}
-	if sf != nil {
+	switch {
+	case override != "":
+		// opt.Image is a full-resolution image: identity mapping, and the
+		// spot diameter in full-res pixels.
+		img.Path, img.FromFullres = override, Scale(1)
+		if sf != nil {
+			t := sf.Affine
+			img.SpotDiameterPx = sf.SpotDiameterPx / math.Sqrt(math.Abs(t.A*t.D-t.B*t.C))
+		} else {
+			// Half the spacing of neighbouring array positions (100 µm spots,
+			// 200 µm pitch).
+			img.SpotDiameterPx = 0.5 * arrayPitch(spots)
+		}
+		if !(img.SpotDiameterPx > 0) || math.IsInf(img.SpotDiameterPx, 0) {
+			return nil, fmt.Errorf("section: %s: cannot work out the spot diameter for image %s (need scale factors or new_x/new_y and pixel_x/pixel_y in spot file %s)", name, override, spots.Path)
+		}
+	default:
 		img.Path, img.FromFullres, img.SpotDiameterPx = sf.Image, sf.Affine, sf.SpotDiameterPx
 		if sf.Mapping != "" && sf.Mapping != "scale" {
 			slog.Warn("image mapping is approximate; do not use its patches for supervision", "section", name, "mapping", sf.Mapping)
-		}
-	}
-	if override != "" {
-		img.Path = override
-		if sf == nil {
-			// Taken as the full-resolution image; the spot diameter is half the
-			// spacing of neighbouring array positions (100 µm spots, 200 µm pitch).
-			img.FromFullres = Scale(1)
-			img.SpotDiameterPx = 0.5 * arrayPitch(spots)
-			if !(img.SpotDiameterPx > 0) {
-				return nil, fmt.Errorf("section: %s: cannot estimate the spot diameter from spot file %s (need new_x/new_y and pixel_x/pixel_y)", name, spots.Path)
-			}
 		}
 	}
 	f, err := os.Open(img.Path)

@@ -379,6 +379,15 @@ func TestImageOverrideAndScaleFactors(t *testing.T) {
 	if s.Image.Path != imgPath || s.Image.SpotDiameterPx != 10 || s.Image.FromFullres.A != 0.5 {
 		t.Errorf("image %+v", s.Image)
 	}
+	// An override is a full-resolution image even when scale factors exist:
+	// identity mapping, diameter 10 px / scale 0.5 = 20 full-res px.
+	s, err = ReadLegacyST(filepath.Join(dir, "counts/A1.tsv.gz"), Options{Image: imgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Image.FromFullres != Scale(1) || s.Image.SpotDiameterPx != 20 {
+		t.Errorf("override with scale factors: %+v", s.Image)
+	}
 	os.WriteFile(filepath.Join(dir, "scalefactors.tsv"), []byte(strings.Replace(sf, "\t0.5\t0\t0\t0.5", "\tx\t0\t0\t0.5", 1)), 0o644)
 	_, err = ReadLegacyST(filepath.Join(dir, "counts/A1.tsv.gz"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "scalefactors.tsv:2: column a") {
