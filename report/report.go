@@ -240,8 +240,11 @@ type page struct {
 	Contribution   *figure
 	// ContributionHeading is the contribution section's heading.
 	ContributionHeading string
-	Confusions          []figure
-	Maps                []figure
+	// ContributionRows restate the bars as numbers, with each bar's
+	// difference to the best of the other bars.
+	ContributionRows [][3]string
+	Confusions       []figure
+	Maps             []figure
 }
 
 func buildPage(in *Input) (*page, error) {
@@ -306,6 +309,19 @@ func buildPage(in *Input) (*page, error) {
 		f := pngFigure(r, title)
 		p.Contribution = &f
 		p.ContributionHeading = title
+		for i, b := range in.Contribution {
+			other := math.Inf(-1)
+			for j, o := range in.Contribution {
+				if j != i {
+					other = math.Max(other, o.Mean)
+				}
+			}
+			delta := "–"
+			if !math.IsInf(other, -1) {
+				delta = fmt.Sprintf("%+.3f", b.Mean-other)
+			}
+			p.ContributionRows = append(p.ContributionRows, [3]string{b.Name, fmt.Sprintf("%.3f ± %.3f", b.Mean, b.SD), delta})
+		}
 	}
 	for i := range in.Confusions {
 		r, err := renderConfusion(&in.Confusions[i])

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	stdhtml "html"
 	"image"
 	"image/color"
 	"image/png"
@@ -364,12 +365,18 @@ func TestWrite(t *testing.T) {
 		addA1Maps(withA1, d)
 	}
 	tests := []struct {
-		name string
-		in   *Input
+		name     string
+		in       *Input
+		contains []string
 	}{
-		{"synthetic", syntheticInput()},
-		{"with A1 maps", withA1},
-		{"title only", &Input{Title: "empty study"}},
+		{"synthetic", syntheticInput(), []string{
+			// fused (gated) 0.72 beats the best other bar, fused (concat) 0.70, by 0.02.
+			`<tr><td>fused (gated)</td><td class="num">0.720 ± 0.015</td><td class="num">+0.020</td></tr>`,
+			`<td class="num best">0.720 <span class="sd">± 0.024</span></td>`,
+			`<h2>Modality contribution</h2>`,
+		}},
+		{"with A1 maps", withA1, nil},
+		{"title only", &Input{Title: "empty study"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -411,6 +418,12 @@ func TestWrite(t *testing.T) {
 			}
 			if tc.in.ResultsCSV != "" && !strings.Contains(html, `href="`+tc.in.ResultsCSV+`"`) {
 				t.Error("results CSV not linked")
+			}
+			text := stdhtml.UnescapeString(html)
+			for _, c := range tc.contains {
+				if !strings.Contains(text, c) {
+					t.Errorf("report lacks %s", c)
+				}
 			}
 			for _, n := range tc.in.Notes {
 				if !strings.Contains(html, escapeText(n)) {

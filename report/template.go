@@ -101,7 +101,13 @@ a { color: var(--accent); }
 <section id="contribution">
 <h2>{{$.ContributionHeading}}</h2>
 <p class="hint">Bars: mean over seeds; whiskers: ± 1 sd.</p>
-<div class="grid"><figure><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure></div>
+<div class="grid"><figure><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure>
+<div class="scroll"><table>
+<thead><tr><th>method</th><th class="num">mean ± sd</th><th class="num">Δ vs best other</th></tr></thead>
+<tbody>
+{{range $.ContributionRows}}<tr><td>{{index . 0}}</td><td class="num">{{index . 1}}</td><td class="num">{{index . 2}}</td></tr>
+{{end}}</tbody>
+</table></div></div>
 </section>
 {{end}}
 
