@@ -76,6 +76,9 @@ type Config struct {
 	// Fractions of the training fold that are labelled, each in (0, 1]; at
 	// least one spot per class is always kept. Default [0.01,0.05,0.1,0.2,0.5,1].
 	Fractions []float64 `json:"fractions"`
+	// LOSOFractions are the label fractions of the leave-one-section-out
+	// evaluation. Default [1].
+	LOSOFractions []float64 `json:"loso_fractions"`
 	// Folds of the stratified k-fold within a target section. Default 5.
 	Folds int `json:"folds"`
 	// Seeds is the number of evaluation seeds (0..Seeds-1): each draws its
@@ -276,6 +279,9 @@ func (c *Config) fillDefaults(name string) {
 	if c.Fractions == nil {
 		c.Fractions = []float64{0.01, 0.05, 0.1, 0.2, 0.5, 1}
 	}
+	if c.LOSOFractions == nil {
+		c.LOSOFractions = []float64{1}
+	}
 	if c.Folds == 0 {
 		c.Folds = 5
 	}
@@ -440,6 +446,11 @@ func (c *Config) Validate() error {
 	for _, f := range c.Fractions {
 		if !(f > 0 && f <= 1) {
 			bad(`"fractions": %v is not in (0, 1]`, f)
+		}
+	}
+	for _, f := range c.LOSOFractions {
+		if !(f > 0 && f <= 1) {
+			bad(`"loso_fractions": %v is not in (0, 1]`, f)
 		}
 	}
 	if c.Folds < 2 || c.Folds > 50 {
