@@ -152,6 +152,7 @@ func TestTissueAndExclude(t *testing.T) {
 		{200, 120, 180, true},  // eosin pink
 		{90, 60, 140, true},    // haematoxylin purple
 		{250, 200, 240, false}, // too bright
+		{238, 217, 230, false}, // pink-tinted glass (C2)
 	}
 	for _, tc := range tests {
 		if got := IsTissue(tc.r, tc.g, tc.b); got != tc.want {

@@ -24,13 +24,14 @@ func HER2STExclude(sec *section.Section) []image.Rectangle {
 }
 
 // IsTissue reports whether an RGB pixel looks like stained tissue rather
-// than background: bright unsaturated glass, or the black background of
-// display images. Tissue is coloured (chroma ≥ 20/255) with a brightness
-// (max channel) between 40 and 240.
+// than background: bright glass (white or faintly pink, chroma ≈ 22 on the
+// her2st JPEGs), or the black background of display images. Tissue is
+// coloured (chroma max−min ≥ 30) with a brightness (max channel) between
+// 40 and 235.
 func IsTissue(r, g, b uint8) bool {
 	hi := max(r, g, b)
 	lo := min(r, g, b)
-	return hi >= 40 && hi <= 240 && hi-lo >= 20
+	return hi >= 40 && hi <= 235 && hi-lo >= 30
 }
 
 // TissueFraction returns the fraction of tissue pixels of an HWC RGB patch.
