@@ -261,13 +261,15 @@ func MeanSD(x []float64) (mean, sd float64) {
 	return mean, math.Sqrt(ss / float64(len(x)-1))
 }
 
-// Report bundles the scores of one prediction of k classes.
+// Report bundles the scores of one prediction of k classes. It holds no
+// NaN, so it encodes as JSON.
 type Report struct {
 	N                int       // number of scored spots
 	Accuracy         float64   // fraction correct
 	BalancedAccuracy float64   // mean recall over classes present in the truth
 	MacroF1          float64   // mean F1 over classes in truth ∪ prediction
-	PerClassF1       []float64 // indexed by class 0..k-1; NaN for classes absent from both
+	PerClassF1       []float64 // indexed by class 0..k-1; 0 for classes absent from both
+	Present          []bool    // class occurs in the truth or the prediction
 	ARI              float64   // adjusted Rand index
 	NMI              float64   // normalised mutual information (arithmetic)
 	Confusion        [][]int   // [true][pred]
@@ -297,13 +299,12 @@ func NewReport(yTrue, yPred []int, k int) (Report, error) {
 		NMI:              NormalizedMutualInfo(yTrue, yPred),
 		Confusion:        Confusion(yTrue, yPred, k),
 		PerClassF1:       make([]float64, k),
-	}
-	for c := range r.PerClassF1 {
-		r.PerClassF1[c] = math.NaN()
+		Present:          make([]bool, k),
 	}
 	labels, f1 := PerClassF1(yTrue, yPred)
 	for j, c := range labels {
 		r.PerClassF1[c] = f1[j]
+		r.Present[c] = true
 	}
 	return r, nil
 }

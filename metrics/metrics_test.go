@@ -96,9 +96,12 @@ func TestAgainstSklearn(t *testing.T) {
 				t.Errorf("report disagrees with the functions: %+v", r)
 			}
 			for i, l := range labels {
-				if r.PerClassF1[l] != f1[i] {
-					t.Errorf("report F1[%d] = %g, want %g", l, r.PerClassF1[l], f1[i])
+				if r.PerClassF1[l] != f1[i] || !r.Present[l] {
+					t.Errorf("report F1[%d] = %g (present %v), want %g", l, r.PerClassF1[l], r.Present[l], f1[i])
 				}
+			}
+			if _, err := json.Marshal(r); err != nil {
+				t.Errorf("report does not encode as JSON: %v", err)
 			}
 		})
 	}

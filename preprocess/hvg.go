@@ -40,7 +40,9 @@ type HVGOptions struct {
 type HVGResult struct {
 	Selected []int  // chosen gene columns, best first
 	Highly   []bool // per gene: selected
-	Means    []float64
+	// Means: Seurat, log1p of the mean of expm1(x) (scanpy's "means");
+	// SeuratV3, the mean raw count.
+	Means []float64
 	// Seurat: log dispersion and its within-bin z-score (NaN where undefined).
 	Dispersions, DispersionsNorm []float64
 	// SeuratV3: variance and normalised (clipped, regularised) variance.
