@@ -19,10 +19,12 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spotfuse/spotfuse/atomicfile"
 )
@@ -277,10 +279,13 @@ func buildPage(in *Input) (*page, error) {
 	// Maps first: a missing or unreadable image is the likeliest failure.
 	var mr mapRenderer
 	for i := range in.Maps {
+		start := time.Now()
 		img, err := mr.render(&in.Maps[i], DefaultMapWidth)
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
+		slog.Debug("report: map rendered", "title", in.Maps[i].Title, "image", in.Maps[i].Image,
+			"spots", len(in.Maps[i].X), "took", time.Since(start).Round(time.Millisecond))
 		f, err := imageFigure(img, in.Maps[i].Title)
 		if err != nil {
 			return nil, fmt.Errorf("report: map %q: %w", in.Maps[i].Title, err)

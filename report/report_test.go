@@ -377,6 +377,17 @@ func TestWrite(t *testing.T) {
 		}},
 		{"with A1 maps", withA1, nil},
 		{"title only", &Input{Title: "empty study"}, nil},
+		{"degenerate parts", &Input{
+			Title:        "edge cases",
+			Summary:      []SummaryRow{{Name: "only", Setting: "", N: 1, Metrics: map[string]MeanSD{"accuracy": {1, math.NaN()}}}},
+			Curves:       []Curve{{Title: "one point", Series: []Series{{Name: "fused", X: []float64{0}, Mean: []float64{0.5}}}}},
+			Contribution: []Bar{{Name: "drop without image", Mean: -0.04, SD: 0.01}},
+			Confusions:   []Confusion{{Title: "1×1", Classes: []string{"invasive cancer"}, Counts: [][]int{{0}}}},
+			Maps: []SpatialMap{
+				{Title: "one spot", X: []float64{5}, Y: []float64{5}, Values: []float64{0.3}},
+				{Title: "all unlabelled", X: []float64{0, 1, 2}, Y: []float64{0, 0, 1}, Categories: []string{"", "", ""}},
+			},
+		}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -404,8 +415,8 @@ func TestWrite(t *testing.T) {
 			}
 			// Maps are the last images on the page and at most 1000 px wide.
 			for _, s := range sizes[len(sizes)-len(tc.in.Maps):] {
-				if s.X > DefaultMapWidth || s.X < 500 {
-					t.Errorf("map is %d px wide, want 500..%d", s.X, DefaultMapWidth)
+				if s.X > DefaultMapWidth || s.X < 560 {
+					t.Errorf("map is %d px wide, want 560..%d", s.X, DefaultMapWidth)
 				}
 			}
 			for _, bad := range []string{"http://", "https://", "<script", "<link", "@import", "url(", "<iframe"} {
@@ -433,6 +444,9 @@ func TestWrite(t *testing.T) {
 		})
 	}
 	if *demoPath != "" {
+		if err := Write(strings.TrimSuffix(*demoPath, ".html")+"_edge.html", tests[3].in); err != nil {
+			t.Fatal(err)
+		}
 		if err := Write(*demoPath, withA1); err != nil {
 			t.Fatal(err)
 		}
