@@ -9,11 +9,12 @@ import (
 // family, no robustness iterations) of y on x evaluated at every x, with
 // tricube weights over the ⌊span·n⌋ nearest neighbours.
 //
-// This is the "direct" loess computation. scikit-misc's loess, which scanpy
-// uses for seurat_v3, defaults to surface="interpolate" (a k-d tree with
-// cubic interpolation between vertices), an approximation of this direct
-// fit; fitted values therefore differ slightly (typically in the third
-// decimal of log10 variance) and genes at the HVG cut-off may differ.
+// This is the "direct" loess computation; it agrees with scikit-misc's
+// loess(surface="direct") (see testdata/gen_golden.py). scanpy's seurat_v3
+// calls scikit-misc with the default surface="interpolate" (a k-d tree with
+// interpolation between vertices), an approximation of this direct fit, so
+// genes near the HVG cut-off may differ (on 100 HER2ST spots: 200 of 200
+// top genes shared).
 func Loess(x, y []float64, span float64) []float64 {
 	n := len(x)
 	order := make([]int, n)

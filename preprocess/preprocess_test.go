@@ -28,6 +28,7 @@ type golden struct {
 		BatchNBatches         []int      `json:"batch_nbatches"`
 		V3Selected            []int      `json:"v3_selected"`
 		V3VariancesNorm       []*float64 `json:"v3_variances_norm"`
+		V3InterpSelected      []int      `json:"v3_interpolate_selected"`
 	}
 	PCA []struct {
 		N, D, K           int
@@ -130,10 +131,7 @@ func TestHVGAgainstReference(t *testing.T) {
 				t.Fatalf("gene %d: mean %g dispersion_norm %g, reference %v %v", j, r.Means[j], r.DispersionsNorm[j], *g.SeuratMeans[j], g.SeuratDispersionsNorm[j])
 			}
 		}
-		got := slices.Sorted(slices.Values(r.Selected))
-		if !slices.Equal(got, g.SeuratSelected) {
-			t.Errorf("selected genes differ from the scanpy re-implementation")
-		}
+		sameSelection(t, r.Selected, g.SeuratSelected, g.SeuratDispersionsNorm, nil, nil, false)
 	})
 	t.Run("seurat_batches", func(t *testing.T) {
 		batch := make([]int, g.NSpots)
@@ -149,9 +147,7 @@ func TestHVGAgainstReference(t *testing.T) {
 				t.Fatalf("gene %d: dispersion_norm %g in %d batches, reference %v in %d", j, r.DispersionsNorm[j], r.NBatches[j], g.BatchDispersionsNorm[j], g.BatchNBatches[j])
 			}
 		}
-		if !slices.Equal(r.Selected, g.BatchSelected) {
-			t.Errorf("selected genes (in rank order) differ from the scanpy re-implementation")
-		}
+		sameSelection(t, r.Selected, g.BatchSelected, g.BatchDispersionsNorm, r.NBatches, g.BatchNBatches, true)
 	})
 	t.Run("seurat_v3", func(t *testing.T) {
 		r, err := HighlyVariableGenes(counts, HVGOptions{N: g.NTop, Flavor: SeuratV3})
@@ -165,10 +161,66 @@ func TestHVGAgainstReference(t *testing.T) {
 		if worst > 1e-8 {
 			t.Errorf("normalised variances differ by up to %.3g (relative)", worst)
 		}
-		if !slices.Equal(r.Selected, g.V3Selected) {
-			t.Errorf("selected genes differ from the reference")
+		sameSelection(t, r.Selected, g.V3Selected, g.V3VariancesNorm, nil, nil, true)
+		// scanpy's own loess surface ("interpolate") approximates the
+		// direct fit. Measured on this subset: 200 of 200 shared (197 for
+		// the reference's own direct fit, which breaks ties differently).
+		inter := 0
+		for _, j := range r.Selected {
+			if slices.Contains(g.V3InterpSelected, j) {
+				inter++
+			}
+		}
+		t.Logf("overlap with scanpy's interpolated-loess selection: %d of %d", inter, g.NTop)
+		if inter < g.NTop*95/100 {
+			t.Errorf("only %d of %d genes shared with scanpy's interpolated-loess selection", inter, g.NTop)
 		}
 	})
+}
+
+// sameSelection checks that got selects genes with the same scores as want
+// (in rank order when ordered, else as sorted lists): genes with scores
+// equal up to rounding are interchangeable, so ties may be broken
+// differently. nb/wantNB, when given, must agree as well.
+func sameSelection(t *testing.T, got, want []int, score []*float64, nb, wantNB []int, ordered bool) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("selected %d genes, reference %d", len(got), len(want))
+	}
+	val := func(j int) float64 {
+		if score[j] == nil {
+			return math.Inf(-1)
+		}
+		return *score[j]
+	}
+	a := make([]float64, len(got))
+	b := make([]float64, len(want))
+	for i := range got {
+		a[i], b[i] = val(got[i]), val(want[i])
+		if nb != nil && nb[got[i]] != wantNB[want[i]] {
+			t.Fatalf("rank %d: gene %d in %d batches, reference gene %d in %d", i, got[i], nb[got[i]], want[i], wantNB[want[i]])
+		}
+	}
+	if !ordered {
+		slices.Sort(a)
+		slices.Sort(b)
+	}
+	for i := range a {
+		if a[i] != b[i] && math.Abs(a[i]-b[i]) > 1e-9*math.Max(1, math.Abs(b[i])) {
+			t.Errorf("rank %d: selected score %.15g, reference %.15g", i, a[i], b[i])
+		}
+	}
+	if !ordered {
+		got = slices.Sorted(slices.Values(got))
+		want = slices.Sorted(slices.Values(want))
+	}
+	differ := 0
+	for i := range got {
+		if got[i] != want[i] {
+			differ++
+		}
+	}
+	t.Logf("%d of %d positions hold a different (tied) gene", differ, len(got))
 }
 
 func TestPCAAgainstSklearn(t *testing.T) {
