@@ -202,6 +202,12 @@ func TestKNNAndRadiusGraph(t *testing.T) {
 	if _, err := RadiusGraph([]float64{0}, []float64{0}, 0); err == nil {
 		t.Error("radius 0 accepted")
 	}
+	if _, err := RadiusGraph([]float64{0, math.NaN()}, []float64{0, 0}, 1); err == nil {
+		t.Error("NaN position accepted")
+	}
+	if _, err := KNNGraph([]float32{0, float32(math.Inf(1)), 1}, 3, 1, 1); err == nil {
+		t.Error("infinite feature accepted")
+	}
 }
 
 func TestSpatialSmooth(t *testing.T) {

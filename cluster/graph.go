@@ -85,6 +85,11 @@ func KNNGraph(x []float32, n, d, k int) (*Graph, error) {
 	if k <= 0 || k >= n {
 		return nil, fmt.Errorf("cluster: knn k = %d for %d rows", k, n)
 	}
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("cluster: knn feature %d of row %d is not finite", i%d, i/d)
+		}
+	}
 	g := NewGraph(n)
 	linked := make([]map[int]bool, n)
 	for i := range linked {
@@ -161,6 +166,11 @@ func RadiusGraph(x, y []float64, r float64) (*Graph, error) {
 		return nil, fmt.Errorf("cluster: radius %g must be positive", r)
 	}
 	n := len(x)
+	for i := range n {
+		if math.IsNaN(x[i]+y[i]) || math.IsInf(x[i], 0) || math.IsInf(y[i], 0) {
+			return nil, fmt.Errorf("cluster: spot %d has position (%g, %g)", i, x[i], y[i])
+		}
+	}
 	// Bucket spots into r × r cells so only neighbouring cells are compared.
 	type cell struct{ cx, cy int }
 	grid := map[cell][]int{}

@@ -15,7 +15,8 @@ import (
 //
 // Small problems use gonum's exact SVD; when n·d·min(n, d) exceeds 2·10⁹
 // a seeded randomized SVD (Halko et al., 10 extra dimensions, 7 power
-// iterations, as scikit-learn's randomized solver) is used. Signs follow
+// iterations, or 4 when k ≥ min(n, d)/10, as scikit-learn's randomized
+// solver) is used. Signs follow
 // scikit-learn's svd_flip: in each component the score of largest absolute
 // value is positive.
 func PCA(x []float32, n, d, k int) (scores, components []float32, explainedVar []float64, err error) {
@@ -34,7 +35,11 @@ func PCA(x []float32, n, d, k int) (scores, components []float32, explainedVar [
 	if float64(n)*float64(d)*float64(min(n, d)) <= 2e9 {
 		u, s, v, err = exactSVD(xc)
 	} else {
-		u, s, v, err = randomizedSVD(xc, k, 10, 7, 0)
+		iter := 7 // scikit-learn's choice: fewer power iterations for many components
+		if float64(k) >= 0.1*float64(min(n, d)) {
+			iter = 4
+		}
+		u, s, v, err = randomizedSVD(xc, k, 10, iter, 0)
 	}
 	if err != nil {
 		return nil, nil, nil, err
