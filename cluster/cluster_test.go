@@ -122,8 +122,13 @@ func TestLouvainAgainstNetworkx(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.Truth != nil {
-				if ari := metrics.AdjustedRandIndex(c.Truth, labels); ari != 1 {
-					t.Errorf("%s seed %d: ARI with planted partition = %g, want 1", c.Name, seed, ari)
+				// The planted partition is recovered exactly (ARI 1) on the
+				// small graphs; on planted_10x50 a node or two sits closer to
+				// another group and networkx's Louvain also gets ARI < 1.
+				ari := metrics.AdjustedRandIndex(c.Truth, labels)
+				nxARI := metrics.AdjustedRandIndex(c.Truth, c.NxLouvainLabels)
+				if ari < nxARI-1e-12 || (c.N <= 120 && ari != 1) {
+					t.Errorf("%s seed %d: ARI with planted partition = %g (networkx %g)", c.Name, seed, ari, nxARI)
 				}
 			}
 			// Louvain is a heuristic: require at least networkx's result less 1 %.

@@ -70,5 +70,7 @@ for u, v in G.edges:
     G[u][v]["weight"] = float(rng.uniform(0.5, 2.0))
 cases.append(graph_case("planted_weighted_3x40", G, [v // 40 for v in range(120)]))
 cases.append(graph_case("karate", nx.karate_club_graph()))
+G = nx.planted_partition_graph(10, 50, 0.2, 0.005, seed=5)
+cases.append(graph_case("planted_10x50", G, [v // 50 for v in range(500)]))
 out["graphs"] = cases
 print(json.dumps(out))
