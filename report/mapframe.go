@@ -81,10 +81,13 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 	pad := int(fontPx * 0.7)
 	rowH := int(fontPx * 1.6)
 	y := pad
-	titleBase := 0
+	var title []string
 	if m.Title != "" {
-		titleBase = y + int(fontPx*1.15)
-		y = titleBase + pad
+		title = wrapWords(m.Title, float64(W-2*pad), func(s string) float64 { return float64(textWidth(titleFace, s)) })
+	}
+	titleTop := y
+	if len(title) > 0 {
+		y += int(fontPx*1.15*1.3)*len(title) + pad/2
 	}
 	mapTop := y
 	y += bh + pad
@@ -123,8 +126,8 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 	out := image.NewRGBA(image.Rect(0, 0, W, H))
 	draw.Draw(out, out.Bounds(), image.White, image.Point{}, draw.Src)
 	ink := color.NRGBA{0x22, 0x22, 0x22, 0xFF}
-	if m.Title != "" {
-		drawText(out, titleFace, pad, titleBase, m.Title, ink)
+	for i, l := range title {
+		drawText(out, titleFace, pad, titleTop+int(fontPx*1.15*(1.3*float64(i)+1)), l, ink)
 	}
 	mapLeft := (W - bw) / 2
 	draw.Draw(out, image.Rect(mapLeft, mapTop, mapLeft+bw, mapTop+bh), base, image.Point{}, draw.Src)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	xfont "golang.org/x/image/font"
 	"gonum.org/v1/plot"
@@ -37,13 +38,13 @@ func textStyle(size float64) text.Style {
 
 // newPlot returns a plot with sans-serif text, light grid lines and the
 // given title and axis labels.
-func newPlot(title, xlabel, ylabel string) *plot.Plot {
+func newPlot(title, xlabel, ylabel string, width vg.Length) *plot.Plot {
 	p := plot.New()
-	p.Title.Text = title
 	p.Title.TextStyle.Font = font.From(sansFont, 13)
 	p.Title.TextStyle.Font.Weight = xfont.WeightBold
+	p.Title.Text = wrapStyled(p.Title.TextStyle, title, width-vg.Points(24))
 	p.Title.Padding = vg.Points(8)
-	p.X.Label.Text, p.Y.Label.Text = xlabel, ylabel
+	p.X.Label.Text, p.Y.Label.Text = axisLabel(xlabel), axisLabel(ylabel)
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Label.TextStyle.Font = font.From(sansFont, 12)
 		a.Tick.Label.Font = font.From(sansFont, 11)
@@ -206,7 +207,8 @@ var glyphs = []draw.GlyphDrawer{
 // mean ± sd band. The x axis is logarithmic when all x are positive and
 // span at least a factor of 5, with ticks at the x values themselves.
 func renderCurve(cv *Curve) (renderedPNG, error) {
-	p := newPlot(cv.Title, cv.XLabel, cv.YLabel)
+	const curveW, curveH = 5.6 * vg.Inch, 4.2 * vg.Inch
+	p := newPlot(cv.Title, cv.XLabel, cv.YLabel, curveW)
 	p.Add(lightGrid())
 	names := make([]string, len(cv.Series))
 	var xs []float64
@@ -285,7 +287,7 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 		p.X.Min, p.X.Max = xs[0]-m, xs[len(xs)-1]+m
 	}
 	p.Y.Tick.Marker = niceTicks{}
-	return renderPlot(p, 5.6*vg.Inch, 4.2*vg.Inch, legend)
+	return renderPlot(p, curveW, curveH, legend)
 }
 
 func cmpFloat(a, b float64) int {
@@ -310,7 +312,8 @@ func validateBars(bars []Bar) error {
 // renderBars draws one bar per entry with a ±sd error bar and the mean
 // written above it; bars are coloured by modality.
 func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
-	p := newPlot(title, "", ylabel)
+	w := vg.Length(math.Max(5.6, math.Min(9, 0.6+1.0*float64(len(bars))))) * vg.Inch
+	p := newPlot(title, "", ylabel, w)
 	g := lightGrid()
 	g.Vertical.Width = 0
 	p.Add(g)
@@ -348,7 +351,7 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 			y = b.Mean - b.SD - 0.05*span
 		}
 		lbl.XYs = append(lbl.XYs, plotter.XY{X: float64(i), Y: y})
-		lbl.Labels = append(lbl.Labels, fmt.Sprintf("%.3f ± %.3f", b.Mean, b.SD))
+		lbl.Labels = append(lbl.Labels, fmt.Sprintf("%.3f", b.Mean)) // ± sd: whiskers and the table beside
 	}
 	eb, err := plotter.NewYErrorBars(struct {
 		plotter.XYs
@@ -376,13 +379,13 @@ func renderBars(title, ylabel string, bars []Bar) (renderedPNG, error) {
 	}
 	p.Y.Min, p.Y.Max = ylo-0.12*span*b2f(ylo < 0), yhi+0.14*span
 	p.X.Min, p.X.Max = -0.6, float64(len(bars))-0.4
+	slot := (w - vg.Inch) / vg.Length(len(bars)) * 0.92
 	wrapped := make([]string, len(names))
 	for i, n := range names {
-		wrapped[i] = wrapLabel(n, 11)
+		wrapped[i] = wrapStyled(p.X.Tick.Label, n, slot)
 	}
 	p.NominalX(wrapped...)
 	p.Y.Tick.Marker = niceTicks{}
-	w := vg.Length(math.Max(5.6, math.Min(9, 1.4+1.05*float64(len(bars))))) * vg.Inch
 	return renderPlot(p, w, 4.2*vg.Inch, nil)
 }
 
@@ -431,7 +434,8 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 			}
 		}
 	}
-	p := newPlot(cf.Title, "predicted", "true")
+	side := vg.Length(math.Max(4, math.Min(8, 2.4+0.42*float64(n)))) * vg.Inch
+	p := newPlot(cf.Title, "predicted", "true", side*1.06)
 	// Cells are squares separated by thin white lines (drawn as polygons
 	// rather than a HeatMap, whose anti-aliased edges leave hairline seams).
 	for i := range n {
@@ -492,31 +496,41 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	p.X.Padding, p.Y.Padding = 0, 0
-	side := vg.Length(math.Max(4, math.Min(8, 2.4+0.42*float64(n)))) * vg.Inch
 	return renderPlot(p, side*1.06, side, nil)
 }
 
-// wrapLabel breaks a label longer than n characters into two lines at the
-// space closest to its middle.
-func wrapLabel(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	best := -1
-	for i, r := range s {
-		if r == ' ' && (best < 0 || abs(i-len(s)/2) < abs(best-len(s)/2)) {
-			best = i
+// wrapWords breaks s into lines no wider than width (as measured by
+// measure) at spaces; existing line breaks are kept and a word wider than
+// width gets a line of its own.
+func wrapWords(s string, width float64, measure func(string) float64) []string {
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, w := range strings.Fields(para) {
+			if line != "" && measure(line+" "+w) > width {
+				out = append(out, line)
+				line = w
+				continue
+			}
+			if line != "" {
+				line += " "
+			}
+			line += w
 		}
+		out = append(out, line)
 	}
-	if best < 0 {
-		return s
-	}
-	return s[:best] + "\n" + s[best+1:]
+	return out
 }
 
-func abs(x int) int {
-	if x < 0 {
-		return -x
+// wrapStyled wraps s to width in the given gonum/plot text style.
+func wrapStyled(sty text.Style, s string, width vg.Length) string {
+	return strings.Join(wrapWords(s, float64(width), func(t string) float64 { return float64(sty.Width(t)) }), "\n")
+}
+
+// axisLabel shows a metric identifier ("balanced_accuracy") as words.
+func axisLabel(s string) string {
+	if strings.Contains(s, "_") && !strings.Contains(s, " ") {
+		return metricName(s)
 	}
-	return x
+	return s
 }

@@ -232,6 +232,10 @@ type table struct {
 	NumCol []bool
 }
 
+// contributionRow is one bar as a table row; Detail is the bar name after
+// its first line break.
+type contributionRow struct{ Name, Detail, Value, Delta string }
+
 type page struct {
 	*Input
 	Tables         []table
@@ -244,7 +248,7 @@ type page struct {
 	ContributionHeading string
 	// ContributionRows restate the bars as numbers, with each bar's
 	// difference to the best of the other bars.
-	ContributionRows [][3]string
+	ContributionRows []contributionRow
 	Confusions       []figure
 	Maps             []figure
 }
@@ -325,7 +329,10 @@ func buildPage(in *Input) (*page, error) {
 			if !math.IsInf(other, -1) {
 				delta = fmt.Sprintf("%+.3f", b.Mean-other)
 			}
-			p.ContributionRows = append(p.ContributionRows, [3]string{b.Name, fmt.Sprintf("%.3f ± %.3f", b.Mean, b.SD), delta})
+			name, detail, _ := strings.Cut(b.Name, "\n")
+			p.ContributionRows = append(p.ContributionRows, contributionRow{
+				Name: name, Detail: strings.ReplaceAll(detail, "\n", " "),
+				Value: fmt.Sprintf("%.3f ± %.3f", b.Mean, b.SD), Delta: delta})
 		}
 	}
 	for i := range in.Confusions {

@@ -141,11 +141,12 @@ func syntheticInput() *Input {
 		}
 	}
 	for _, metric := range []string{"balanced accuracy", "macro F1"} {
-		c := Curve{Title: metric + " vs labelled fraction", XLabel: "fraction of labelled spots", YLabel: metric}
+		c := Curve{Title: "A1: " + metric + " vs label fraction (linear heads, k-fold within the section)",
+			XLabel: "labelled spots of the training fold (%)", YLabel: strings.ReplaceAll(metric, " ", "_")}
 		for i, m := range methods {
 			s := Series{Name: m}
 			for _, f := range fracs {
-				s.X = append(s.X, f)
+				s.X = append(s.X, 100*f)
 				s.Mean = append(s.Mean, base[i]+0.12*math.Log10(f*100)/2+0.01*rng.NormFloat64())
 				s.SD = append(s.SD, 0.05/(1+8*f)+0.01*rng.Float64())
 			}
@@ -153,7 +154,8 @@ func syntheticInput() *Input {
 		}
 		in.Curves = append(in.Curves, c)
 	}
-	in.Contribution = []Bar{{"image only", 0.54, 0.03}, {"expression only", 0.67, 0.02}, {"fused (concat)", 0.70, 0.02}, {"fused (gated)", 0.72, 0.015}}
+	in.Contribution = []Bar{{"majority class\nmajority", 0.143, 0}, {"image only\nimage conv4 (inpaint pretrained)", 0.54, 0.03},
+		{"expression only\nexpression PCA-50", 0.67, 0.02}, {"fused (concat)", 0.70, 0.02}, {"fused (gated)", 0.72, 0.015}}
 	cls := HER2STClasses
 	for _, title := range []string{"fused (gated), 10 % labels", "expression only, 10 % labels"} {
 		cf := Confusion{Title: title, Classes: cls}
@@ -210,7 +212,7 @@ func addA1Maps(in *Input, d *a1) {
 	common := SpatialMap{Image: d.image, FromFullres: section.Scale(0.287604), SpotDiameterPx: 31.3, X: d.x, Y: d.y}
 	truth, p, g := common, common, common
 	truth.Title, truth.Categories = "A1 pathologist annotation", d.labels
-	p.Title, p.Categories = "A1 prediction, fused (gated), 10 % labels", pred
+	p.Title, p.Categories = "A1: out-of-fold prediction, fused (gated, conv4 inpaint + expression PCA-50) (seed 0, 10 % labels)", pred
 	g.Title, g.Values, g.ValueLabel, g.ValueMax = "A1 gate weight", gate, "gate weight (0 = expression, 1 = image)", 1
 	in.Maps = append([]SpatialMap{truth, p, g}, in.Maps...)
 }
@@ -372,6 +374,7 @@ func TestWrite(t *testing.T) {
 		{"synthetic", syntheticInput(), []string{
 			// fused (gated) 0.72 beats the best other bar, fused (concat) 0.70, by 0.02.
 			`<tr><td>fused (gated)</td><td class="num">0.720 ± 0.015</td><td class="num">+0.020</td></tr>`,
+			`<tr><td>majority class<br><span class="sd">majority</span></td><td class="num">0.143 ± 0.000</td><td class="num">-0.577</td></tr>`,
 			`<td class="num best">0.720 <span class="sd">± 0.024</span></td>`,
 			`<h2>Modality contribution</h2>`,
 		}},
@@ -547,7 +550,7 @@ func TestBadInput(t *testing.T) {
 		{"curve lengths", func(in *Input) { in.Curves[0].Series[0].Mean = in.Curves[0].Series[0].Mean[:2] }, "5 X, 2 Mean"},
 		{"curve NaN", func(in *Input) { in.Curves[1].Series[2].SD[1] = math.NaN() }, "point 1"},
 		{"curve without series", func(in *Input) { in.Curves[0].Series = nil }, "no series"},
-		{"bar NaN", func(in *Input) { in.Contribution[1].Mean = math.NaN() }, `bar 1 ("expression only")`},
+		{"bar NaN", func(in *Input) { in.Contribution[3].Mean = math.NaN() }, `bar 3 ("fused (concat)")`},
 		{"negative sd", func(in *Input) { in.Contribution[0].SD = -1 }, "sd=-1"},
 		{"ragged confusion", func(in *Input) { in.Confusions[0].Counts[3] = []int{1, 2} }, "row 3"},
 		{"confusion rows", func(in *Input) { in.Confusions[0].Counts = in.Confusions[0].Counts[:2] }, "7 classes but 2 rows"},
@@ -830,6 +833,27 @@ func TestTableAlignment(t *testing.T) {
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("table HTML lacks %s", want)
+		}
+	}
+}
+
+func TestWrapWords(t *testing.T) {
+	chars := func(s string) float64 { return float64(len(s)) }
+	tests := []struct {
+		in    string
+		width float64
+		want  string
+	}{
+		{"fused (gated)", 20, "fused (gated)"},
+		{"expression only", 11, "expression|only"},
+		{"A1: out-of-fold prediction, fused (seed 0)", 20, "A1: out-of-fold|prediction, fused|(seed 0)"},
+		{"image only\nimage conv4 (inpaint pretrained)", 16, "image only|image conv4|(inpaint|pretrained)"},
+		{"supercalifragilistic word", 5, "supercalifragilistic|word"},
+		{"", 10, ""},
+	}
+	for _, tc := range tests {
+		if got := strings.Join(wrapWords(tc.in, tc.width, chars), "|"); got != tc.want {
+			t.Errorf("wrapWords(%q, %v) = %q, want %q", tc.in, tc.width, got, tc.want)
 		}
 	}
 }

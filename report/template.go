@@ -105,7 +105,7 @@ a { color: var(--accent); }
 <div class="scroll"><table>
 <thead><tr><th>method</th><th class="num">mean ± sd</th><th class="num">Δ vs best other</th></tr></thead>
 <tbody>
-{{range $.ContributionRows}}<tr><td>{{index . 0}}</td><td class="num">{{index . 1}}</td><td class="num">{{index . 2}}</td></tr>
+{{range $.ContributionRows}}<tr><td>{{.Name}}{{with .Detail}}<br><span class="sd">{{.}}</span>{{end}}</td><td class="num">{{.Value}}</td><td class="num">{{.Delta}}</td></tr>
 {{end}}</tbody>
 </table></div></div>
 </section>
