@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/spotfuse/spotfuse/atomicfile"
@@ -136,7 +137,16 @@ func parseSafetensors(raw []byte) (map[string]*tensor.Tensor, map[string]string,
 			if d < 0 {
 				return nil, nil, fmt.Errorf("tensor %q has negative dimension in shape %v", name, e.Shape)
 			}
-			n *= int64(d)
+		}
+		if !slices.Contains(e.Shape, 0) {
+			for _, d := range e.Shape {
+				if int64(d) > math.MaxInt64/4/n { // 4·n would overflow
+					return nil, nil, fmt.Errorf("tensor %q: shape %v is too large", name, e.Shape)
+				}
+				n *= int64(d)
+			}
+		} else {
+			n = 0
 		}
 		from, to := e.DataOffsets[0], e.DataOffsets[1]
 		if from < 0 || to < from || to > int64(len(data)) {
