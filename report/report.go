@@ -8,6 +8,11 @@
 // Charts are drawn with gonum/plot; spatial maps are drawn directly on the
 // (cropped, downscaled) H&E image. RenderMap and WritePNG let the CLI save a
 // map as a PNG of its own.
+//
+// To look at a report: `go test ./report -run 'TestWrite$' -demo /tmp/demo.html`
+// writes a demo (synthetic results plus the real A1 maps when the HER2ST data
+// sit beside the repository), and `report/screenshot.sh /tmp/demo.html
+// /tmp/demo.png` renders it with headless Chromium.
 package report
 
 import (

@@ -117,7 +117,7 @@ func syntheticInput() *Input {
 		Title:    "spotfuse study: HER2ST, few-label region classification",
 		Subtitle: "6 labelled sections, leave-one-section-out, 5 seeds per setting",
 		Generated: "generated 2026-11-29 10:00 UTC · spotfuse 0.1.0-dev (commit 33da590)\n" +
-			"config: study.yaml · pretrain conv4+NB-VAE, 30 epochs · gated fusion · seeds 1–5",
+			`config {"name":"her2st-a1","targets":["A1"],"loso":["A1","B1","C1","D1","E1","F1"],"fractions":[0.01,0.05,0.1,0.25,1],"seeds":5,"pretrain":{"encoder":"conv4","pretext":"inpaint","epochs":30}}`,
 		Notes: []string{
 			"Fused (gated) did not beat expression-only on A1 at 1 % labels (0.55 vs 0.56 balanced accuracy).",
 			"'cancer in situ' and 'breast glands' occur in one section each, so leave-one-section-out cannot score them.",

@@ -17,7 +17,7 @@ main { max-width: 1360px; margin: 0 auto; padding: 28px 32px 48px; }
 header { border-bottom: 3px solid var(--accent); padding-bottom: 14px; margin-bottom: 18px; }
 h1 { font-size: 28px; margin: 0 0 4px; letter-spacing: -0.01em; }
 .subtitle { font-size: 17px; color: var(--muted); margin: 0 0 10px; }
-.generated { font: 12.5px/1.55 "DejaVu Sans Mono", "Liberation Mono", Consolas, monospace; color: var(--muted); margin: 0; }
+.generated { font: 12.5px/1.55 "DejaVu Sans Mono", "Liberation Mono", Consolas, monospace; color: var(--muted); margin: 0; overflow-wrap: anywhere; }
 nav { font-size: 14px; margin: 0 0 20px; color: var(--muted); }
 nav a { color: var(--accent); text-decoration: none; margin-right: 16px; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 18px 22px 20px; margin: 0 0 22px; }
@@ -26,7 +26,7 @@ h3 { font-size: 16px; margin: 18px 0 8px; }
 .hint { color: var(--muted); font-size: 13.5px; margin: -6px 0 12px; }
 .notes { background: #fff8e5; border-color: #f0d890; }
 .notes ul { margin: 0; padding-left: 22px; }
-.notes li { margin: 3px 0; }
+.notes li { margin: 3px 0; overflow-wrap: anywhere; }
 table { border-collapse: collapse; font-size: 14px; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { background: #eef1f5; font-weight: 600; border-bottom: 2px solid #c9ced6; white-space: nowrap; }
