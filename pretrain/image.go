@@ -2,7 +2,9 @@ package pretrain
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -276,6 +278,21 @@ func prefixed[V any](prefix string, m map[string]V) map[string]V {
 		out[prefix+k] = v
 	}
 	return out
+}
+
+// Fingerprint identifies the task settings and data for checkpoints.
+func (t *imageTask) Fingerprint() string {
+	c := t.cfg
+	c.Loop = LoopConfig{}
+	h := fnv.New64a()
+	for _, set := range [][][]uint8{t.patches, t.held} {
+		fmt.Fprintf(h, "%d;", len(set))
+		for _, p := range set {
+			h.Write(p)
+		}
+	}
+	b, _ := json.Marshal(c)
+	return fmt.Sprintf("%s;size=%d;data=%x", b, t.size, h.Sum64())
 }
 
 // Step draws a batch (without replacement) and returns the weighted sum of

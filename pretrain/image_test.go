@@ -158,10 +158,18 @@ func TestResumeRejectsOtherConfig(t *testing.T) {
 	if _, _, err := TrainImage(context.Background(), pix, 16, nil, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Loop.LR *= 2
-	_, _, err := TrainImage(context.Background(), pix, 16, nil, cfg, nil)
-	if err == nil || !strings.Contains(err.Error(), "another configuration") {
-		t.Fatalf("err = %v, want a configuration mismatch naming the checkpoint", err)
+	for name, mod := range map[string]func(c *ImageConfig, p *[][]uint8){
+		"lr":     func(c *ImageConfig, _ *[][]uint8) { c.Loop.LR *= 2 },
+		"weight": func(c *ImageConfig, _ *[][]uint8) { c.Tasks = map[string]float64{TaskInpaint: 2} },
+		"mask":   func(c *ImageConfig, _ *[][]uint8) { c.MaskFrac = 0.5 },
+		"data":   func(_ *ImageConfig, p *[][]uint8) { *p = synthPatches(16, 16, 9) },
+	} {
+		c, p := cfg, pix
+		mod(&c, &p)
+		_, _, err := TrainImage(context.Background(), p, 16, nil, c, nil)
+		if err == nil || !strings.Contains(err.Error(), "another configuration") || !strings.Contains(err.Error(), CheckpointFile) {
+			t.Errorf("%s changed: err = %v, want a configuration mismatch naming the checkpoint", name, err)
+		}
 	}
 }
 

@@ -51,6 +51,13 @@ type Evaluator interface {
 	HeldOut(ctx context.Context) (map[string]float64, error)
 }
 
+// Fingerprinter is implemented by tasks whose settings and data (beyond the
+// parameter shapes and the LoopConfig) must match for a checkpoint to be
+// resumed, e.g. loss weights or a hash of the training data.
+type Fingerprinter interface {
+	Fingerprint() string
+}
+
 // LoopConfig configures the training loop shared by every pretext task.
 type LoopConfig struct {
 	Steps           int     // optimizer steps (default 500)
@@ -217,6 +224,9 @@ func Run(ctx context.Context, task Task, cfg LoopConfig, prog progress.Reporter)
 	hist := newHistory()
 	start := 0
 	fp := fingerprint(cfg, params, buffers)
+	if f, ok := task.(Fingerprinter); ok {
+		fp += f.Fingerprint()
+	}
 
 	ckpt := ""
 	if cfg.Dir != "" {
@@ -400,6 +410,18 @@ func fingerprint(cfg LoopConfig, params map[string]*nn.Var, buffers map[string]*
 	return string(b)
 }
 
+// fingerprintDiff returns the parts of a and b around their first
+// difference.
+func fingerprintDiff(a, b string) (string, string) {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	lo := max(0, i-40)
+	cut := func(s string) string { return s[min(lo, len(s)):min(i+40, len(s))] }
+	return cut(a), cut(b)
+}
+
 type checkpointState struct {
 	step int
 	hist *History
@@ -458,8 +480,9 @@ func loadCheckpoint(path, fp string, params map[string]*nn.Var, buffers map[stri
 		return nil, bad("not a spotfuse pretraining checkpoint (format %q)", meta["format"])
 	}
 	if meta["fingerprint"] != fp {
-		return nil, bad("was written by a run with another configuration or model; use an empty directory "+
-			"or the same settings (saved: %s; now: %s)", meta["fingerprint"], fp)
+		saved, now := fingerprintDiff(meta["fingerprint"], fp)
+		return nil, bad("was written by a run with another configuration, model or data; use an empty directory "+
+			"or the same settings (saved: …%s…; now: …%s…)", saved, now)
 	}
 	step, err := strconv.Atoi(meta["step"])
 	if err != nil || step < 0 {
