@@ -22,8 +22,11 @@ func init() {
 
 // Backend names the compiled-in BLAS: "openblas (<core>)" or "purego".
 func Backend() string {
-	return "openblas (" + C.GoString(C.openblas_get_corename()) + ")"
+	return "openblas (" + openblasCore() + ")"
 }
+
+// openblasCore returns the name of the kernels OpenBLAS selected.
+func openblasCore() string { return C.GoString(C.openblas_get_corename()) }
 
 func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)

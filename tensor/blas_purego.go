@@ -10,6 +10,9 @@ import (
 // Backend names the compiled-in BLAS: "openblas (<core>)" or "purego".
 func Backend() string { return "purego (gonum)" }
 
+// openblasCore is "": there is no OpenBLAS in this build.
+func openblasCore() string { return "" }
+
 var impl gonum.Implementation
 
 func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
