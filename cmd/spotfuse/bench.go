@@ -147,4 +147,3 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads int, python string, 
 	fmt.Fprintln(w)
 	return nil
 }
-
