@@ -243,4 +243,3 @@ func losoLogReg(x []float32, n, d int, y, group []int, k int) (float64, error) {
 	mean, _ := metrics.MeanSD(accs)
 	return mean, nil
 }
-
