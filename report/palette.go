@@ -177,8 +177,8 @@ type methodStyle struct {
 }
 
 // methodStyles styles a list of method names: names mentioning a modality
-// get that modality's colour (a second and third method of the same
-// modality get a darker, then a lighter shade and a dashed line); the
+// get that modality's colour (further methods of the same modality get a
+// darker, then a lighter shade, alternating solid and dashed lines); the
 // others take the remaining colours in order.
 func methodStyles(names []string) []methodStyle {
 	out := make([]methodStyle, len(names))
@@ -191,15 +191,19 @@ func methodStyles(names []string) []methodStyle {
 			k++
 			continue
 		}
-		switch seen[c] % 3 {
+		k := seen[c]
+		seen[c]++
+		switch k % 3 {
 		case 0:
 			out[i] = methodStyle{color: c}
 		case 1:
-			out[i] = methodStyle{color: darken(c, 0.6), dashed: true}
+			out[i] = methodStyle{color: darken(c, 0.6)}
 		case 2:
-			out[i] = methodStyle{color: lighten(c, 0.45), dashed: true}
+			out[i] = methodStyle{color: lighten(c, 0.45)}
 		}
-		seen[c]++
+		// Alternate solid and dashed: the first six members of a modality
+		// get six different (shade, dash) pairs.
+		out[i].dashed = k%2 == 1
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	xfont "golang.org/x/image/font"
 	"gonum.org/v1/plot"
@@ -86,27 +87,35 @@ type legendEntry struct {
 // renderPlot draws p into a w×h canvas. The legend entries, if any, are laid
 // out in centred rows under the chart, outside the data area, so they never
 // hide data.
+//
+// h is the height of the chart itself; the canvas grows by the legend's
+// height, so a long legend never squeezes the data area.
 func renderPlot(p *plot.Plot, w, h vg.Length, legend []legendEntry) (renderedPNG, error) {
-	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(plotDPI), vgimg.UseBackgroundColor(color.White))
-	dc := padCanvas(draw.New(c), vg.Points(6))
-	if len(legend) > 0 {
-		sty := textStyle(11)
-		sty.XAlign, sty.YAlign = draw.XLeft, draw.YCenter
-		thumbW, gap, rowH := vg.Points(24), vg.Points(5), sty.Height("Mg")*1.5
-		width := func(e legendEntry) vg.Length { return thumbW + gap + sty.Width(e.name) + vg.Points(16) }
-		var rows [][]legendEntry
-		var rowW []vg.Length
-		avail := dc.Max.X - dc.Min.X
-		for _, e := range legend {
-			n := len(rows)
-			if n == 0 || rowW[n-1]+width(e) > avail {
-				rows, rowW = append(rows, nil), append(rowW, 0)
-				n++
-			}
-			rows[n-1] = append(rows[n-1], e)
-			rowW[n-1] += width(e)
+	pad := vg.Points(6)
+	sty := textStyle(11)
+	sty.XAlign, sty.YAlign = draw.XLeft, draw.YCenter
+	thumbW, gap, rowH := vg.Points(24), vg.Points(5), sty.Height("Mg")*1.5
+	width := func(e legendEntry) vg.Length { return thumbW + gap + sty.Width(e.name) + vg.Points(16) }
+	var rows [][]legendEntry
+	var rowW []vg.Length
+	avail := w - 2*pad
+	for _, e := range legend {
+		n := len(rows)
+		if n == 0 || rowW[n-1]+width(e) > avail {
+			rows, rowW = append(rows, nil), append(rowW, 0)
+			n++
 		}
-		stripH := rowH*vg.Length(len(rows)) + vg.Points(4)
+		rows[n-1] = append(rows[n-1], e)
+		rowW[n-1] += width(e)
+	}
+	stripH := vg.Length(0)
+	if len(rows) > 0 {
+		stripH = rowH*vg.Length(len(rows)) + vg.Points(4)
+		h += stripH + vg.Points(4)
+	}
+	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(plotDPI), vgimg.UseBackgroundColor(color.White))
+	dc := padCanvas(draw.New(c), pad)
+	if len(rows) > 0 {
 		for i, row := range rows {
 			y := dc.Min.Y + stripH - rowH*(vg.Length(i)+0.5)
 			x := dc.Min.X + (avail-rowW[i])/2
@@ -260,7 +269,11 @@ func renderCurve(cv *Curve) (renderedPNG, error) {
 		if err != nil {
 			return renderedPNG{}, err
 		}
-		poly.Color = color.NRGBA{col.R, col.G, col.B, 0x30}
+		bandAlpha := uint8(0x30)
+		if len(cv.Series) > 4 {
+			bandAlpha = 0x14 // many overlapping bands: keep the lines readable
+		}
+		poly.Color = color.NRGBA{col.R, col.G, col.B, bandAlpha}
 		poly.LineStyle.Width = 0
 		p.Add(poly) // all bands first, so no band hides a line
 		l, sc, err := plotter.NewLinePoints(line)
@@ -500,26 +513,57 @@ func renderConfusion(cf *Confusion) (renderedPNG, error) {
 }
 
 // wrapWords breaks s into lines no wider than width (as measured by
-// measure) at spaces; existing line breaks are kept and a word wider than
-// width gets a line of its own.
+// measure) at spaces; existing line breaks are kept. A word wider than width
+// is split after one of "/+-_,;" or before "[(", and failing that, between
+// characters.
 func wrapWords(s string, width float64, measure func(string) float64) []string {
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
 		line := ""
 		for _, w := range strings.Fields(para) {
-			if line != "" && measure(line+" "+w) > width {
-				out = append(out, line)
-				line = w
-				continue
+			for _, piece := range splitWord(w, width, measure) {
+				if line != "" && measure(line+" "+piece) > width {
+					out = append(out, line)
+					line = piece
+					continue
+				}
+				if line != "" {
+					line += " "
+				}
+				line += piece
 			}
-			if line != "" {
-				line += " "
-			}
-			line += w
 		}
 		out = append(out, line)
 	}
 	return out
+}
+
+// splitWord cuts a word that is wider than width into pieces that fit.
+func splitWord(w string, width float64, measure func(string) float64) []string {
+	var out []string
+	for measure(w) > width {
+		cut := -1
+		for i := 1; i < len(w); i++ {
+			after := strings.ContainsRune("/+-_,;", rune(w[i-1]))
+			before := strings.ContainsRune("[(", rune(w[i]))
+			if (after || before) && measure(w[:i]) <= width {
+				cut = i
+			}
+		}
+		if cut < 0 {
+			for cut = 1; cut < len(w) && measure(w[:cut+1]) <= width; cut++ {
+			}
+			for cut < len(w) && !utf8.RuneStart(w[cut]) {
+				cut++
+			}
+		}
+		if cut >= len(w) {
+			break
+		}
+		out = append(out, w[:cut])
+		w = w[cut:]
+	}
+	return append(out, w)
 }
 
 // wrapStyled wraps s to width in the given gonum/plot text style.

@@ -91,8 +91,9 @@ type Input struct {
 	Notes []string
 
 	Summary []SummaryRow
-	// MetricOrder orders the summary columns; metrics not listed follow
-	// alphabetically.
+	// MetricOrder selects and orders the summary columns; when empty, every
+	// metric present is shown, alphabetically. (Per-class metrics belong in
+	// Tables.)
 	MetricOrder []string
 
 	Curves []Curve
@@ -361,8 +362,9 @@ func lowerIsBetter(metric string) bool {
 	return false
 }
 
-// summaryTable orders the metric columns and marks, within each setting,
-// the best mean of every metric.
+// summaryTable picks and orders the metric columns (all metrics present,
+// alphabetically, when order is empty) and marks, within each setting, the
+// best mean of every metric.
 func summaryTable(rows []SummaryRow, order []string) ([]string, []summaryRow) {
 	seen := map[string]bool{}
 	var metrics []string
@@ -378,14 +380,12 @@ func summaryTable(rows []SummaryRow, order []string) ([]string, []summaryRow) {
 			metrics = append(metrics, m)
 		}
 	}
-	var rest []string
-	for m := range present {
-		if !seen[m] {
-			rest = append(rest, m)
+	if len(order) == 0 {
+		for m := range present {
+			metrics = append(metrics, m)
 		}
+		slices.Sort(metrics)
 	}
-	slices.Sort(rest)
-	metrics = append(metrics, rest...)
 
 	best := map[[2]string]float64{} // (setting, metric) → best mean
 	for _, r := range rows {

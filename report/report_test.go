@@ -154,6 +154,16 @@ func syntheticInput() *Input {
 		}
 		in.Curves = append(in.Curves, c)
 	}
+	// A crowded curve as the study draws it: eleven methods, two fractions.
+	crowded := Curve{Title: "A1: balanced_accuracy vs label fraction (mlp heads)", XLabel: "labelled spots of the training fold (%)", YLabel: "balanced_accuracy"}
+	for i, name := range []string{"majority", "expr-pca / mlp", "image-stats / mlp", "expr-random / mlp", "image-random / mlp",
+		"fused-concat-random / mlp", "fused-gated-random", "expr-pretrained / mlp", "image-pretrained [inpaint+colorize+contrastive] / mlp",
+		"fused-concat-pretrained [inpaint+colorize+contrastive] / mlp", "fused-gated-pretrained [inpaint+colorize+contrastive]"} {
+		lo := 0.2 + 0.02*float64(i)
+		crowded.Series = append(crowded.Series, Series{Name: name, X: []float64{10, 100},
+			Mean: []float64{lo, lo + 0.2*rng.Float64()}, SD: []float64{0.05 * rng.Float64(), 0.05 * rng.Float64()}})
+	}
+	in.Curves = append(in.Curves, crowded)
 	in.Contribution = []Bar{{"majority class\nmajority", 0.143, 0}, {"image only\nimage conv4 (inpaint pretrained)", 0.54, 0.03},
 		{"expression only\nexpression PCA-50", 0.67, 0.02}, {"fused (concat)", 0.70, 0.02}, {"fused (gated)", 0.72, 0.015}}
 	cls := HER2STClasses
@@ -479,8 +489,11 @@ func TestSummaryBest(t *testing.T) {
 		{Name: "image", Setting: "100 %", N: 5, Metrics: map[string]MeanSD{"balanced_accuracy": {0.8, 0.01}, "ari": {math.NaN(), 0}}},
 		{Name: "fused", Setting: "100 %", N: 5, Metrics: map[string]MeanSD{"balanced_accuracy": {0.75, 0.02}}},
 	}
-	metrics, out := summaryTable(rows, []string{"balanced_accuracy", "missing"})
-	if got := strings.Join(metrics, ","); got != "balanced_accuracy,ari,loss" {
+	if got, _ := summaryTable(rows, []string{"loss", "missing", "balanced_accuracy"}); strings.Join(got, ",") != "loss,balanced_accuracy" {
+		t.Errorf("selected metrics %v, want loss,balanced_accuracy", got)
+	}
+	metrics, out := summaryTable(rows, nil)
+	if got := strings.Join(metrics, ","); got != "ari,balanced_accuracy,loss" {
 		t.Fatalf("metric order %s", got)
 	}
 	tests := []struct {
@@ -489,14 +502,14 @@ func TestSummaryBest(t *testing.T) {
 		best       bool
 		firstGroup bool
 	}{
-		{0, 0, "0.500", "± 0.010", false, false},
-		{1, 0, "0.700", "± 0.020", true, false},
+		{0, 1, "0.500", "± 0.010", false, false},
+		{1, 1, "0.700", "± 0.020", true, false},
 		{0, 2, "0.900", "± 0.100", false, false},
 		{1, 2, "0.400", "± 0.100", true, false}, // loss: lower is better
-		{2, 0, "0.800", "± 0.010", true, true},  // best within its own setting
-		{3, 0, "0.750", "± 0.020", false, false},
-		{2, 1, "n/a", "", false, true},
-		{3, 1, "–", "", false, false},
+		{2, 1, "0.800", "± 0.010", true, true},  // best within its own setting
+		{3, 1, "0.750", "± 0.020", false, false},
+		{2, 0, "n/a", "", false, true},
+		{3, 0, "–", "", false, false},
 	}
 	for _, tc := range tests {
 		c := out[tc.row].Cells[tc.col]
@@ -848,7 +861,8 @@ func TestWrapWords(t *testing.T) {
 		{"expression only", 11, "expression|only"},
 		{"A1: out-of-fold prediction, fused (seed 0)", 20, "A1: out-of-fold|prediction, fused|(seed 0)"},
 		{"image only\nimage conv4 (inpaint pretrained)", 16, "image only|image conv4|(inpaint|pretrained)"},
-		{"supercalifragilistic word", 5, "supercalifragilistic|word"},
+		{"supercalifragilistic word", 8, "supercal|ifragili|stic|word"},
+		{"image-pretrained [inpaint+colorize+contrastive] / logreg", 20, "image-pretrained|[inpaint+colorize+|contrastive] /|logreg"},
 		{"", 10, ""},
 	}
 	for _, tc := range tests {

@@ -37,6 +37,7 @@ tbody tr:nth-child(even) td { background: #fafbfc; }
 td.best { font-weight: 700; }
 td.best .sd { font-weight: 400; }
 .scroll { overflow-x: auto; }
+td.nowrap { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 18px; align-items: start; }
 .grid.one { grid-template-columns: minmax(0, 1fr); }
 figure { margin: 0; }
@@ -80,7 +81,7 @@ a { color: var(--accent); }
 <table>
 <thead><tr><th>method</th><th>setting</th><th class="num">n</th>{{range .Metrics}}<th class="num">{{metricName .}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Rows}}<tr{{if .FirstOfGroup}} class="group"{{end}}><td>{{.Name}}</td><td>{{.Setting}}</td><td class="num">{{.N}}</td>{{range .Cells}}<td class="num{{if .Best}} best{{end}}">{{.Mean}}{{with .SD}} <span class="sd">{{.}}</span>{{end}}</td>{{end}}</tr>
+{{range .Rows}}<tr{{if .FirstOfGroup}} class="group"{{end}}><td>{{.Name}}</td><td class="nowrap">{{.Setting}}</td><td class="num">{{.N}}</td>{{range .Cells}}<td class="num{{if .Best}} best{{end}}">{{.Mean}}{{with .SD}} <span class="sd">{{.}}</span>{{end}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 </div>
