@@ -99,38 +99,54 @@ func checkH5Length(path string, size int64) error {
 	if eof > uint64(size) {
 		return fmt.Errorf("section: %s: truncated HDF5 file: %d bytes, its superblock says %d", path, size, eof)
 	}
-	return checkLocalHeaps(path, f, size)
+	return checkHeaps(path, f, size)
 }
 
-// checkLocalHeaps guards against a defect of scigolib/hdf5 v0.14.0 found
-// by fuzzing: it allocates a local heap's data segment at the size written
-// in the heap header, so a corrupt size makes the Go runtime abort with
-// "out of memory" (not a recoverable panic). We scan the file for local
-// heap headers ("HEAP", version 0, then 8-byte segment size, free-list
-// offset and segment address) whose address lies in the file, and refuse
-// segments that would run past its end, before the library sees them.
-// Requiring a plausible address keeps random bytes in compressed data from
-// ever looking like a bad heap.
-func checkLocalHeaps(path string, f *os.File, size int64) error {
-	const sig = "HEAP\x00"
-	const hdr = 32 // signature, version, reserved, size, free list, address
+// checkHeaps guards against a defect of scigolib/hdf5 v0.14.0 found by
+// fuzzing: it allocates local heap data segments and global heap
+// collections at the size written in their headers, so a corrupt size makes
+// the Go runtime abort with "out of memory" (not a recoverable panic). We
+// scan the file for local heap headers ("HEAP", version 0, 3 reserved
+// bytes, then 8-byte segment size, free-list offset and segment address)
+// and global heap collections ("GCOL", version 1, 3 reserved bytes, 8-byte
+// size) and refuse sizes that cannot fit in the file before the library
+// sees them. A header only counts when its reserved bytes are zero (or, for
+// a local heap, its address lies in the file), so random bytes in
+// compressed data practically never look like one (odds about 2^-64 per
+// byte).
+func checkHeaps(path string, f *os.File, size int64) error {
+	const hdr = 32 // longest header read
+	var (
+		local  = []byte("HEAP\x00")
+		global = []byte("GCOL\x01")
+		fsize  = uint64(size)
+	)
 	buf := make([]byte, 1<<20+hdr)
 	var off int64
 	for {
 		n, err := f.ReadAt(buf, off)
-		for i := 0; ; i++ {
-			j := bytes.Index(buf[i:n], []byte(sig))
-			if j < 0 {
-				break
-			}
-			i += j
-			if i+hdr > n {
-				break
-			}
-			seg := binary.LittleEndian.Uint64(buf[i+8:])
-			addr := binary.LittleEndian.Uint64(buf[i+24:])
-			if addr < uint64(size) && seg > uint64(size)-addr {
-				return fmt.Errorf("section: %s: corrupt HDF5 file: local heap at byte %d claims %d bytes at %d in a %d-byte file", path, off+int64(i), seg, addr, size)
+		for _, sig := range [][]byte{local, global} {
+			for i := 0; ; i++ {
+				j := bytes.Index(buf[i:n], sig)
+				if j < 0 || i+j+hdr > n {
+					break
+				}
+				i += j
+				h := buf[i : i+hdr]
+				pos := uint64(off) + uint64(i)
+				reservedZero := h[5] == 0 && h[6] == 0 && h[7] == 0
+				seg := binary.LittleEndian.Uint64(h[8:])
+				var bad bool
+				if sig[0] == 'H' {
+					addr := binary.LittleEndian.Uint64(h[24:])
+					bad = (reservedZero || addr < fsize) && seg > fsize
+				} else {
+					bad = reservedZero && seg > fsize-pos
+				}
+				if bad {
+					return fmt.Errorf("section: %s: corrupt HDF5 file: %s heap at byte %d claims %d bytes in a %d-byte file",
+						path, map[byte]string{'H': "local", 'G': "global"}[sig[0]], pos, seg, size)
+				}
 			}
 		}
 		if err != nil || n < len(buf) {

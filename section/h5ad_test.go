@@ -27,6 +27,10 @@ func TestReadH5ADBadInput(t *testing.T) {
 		{"empty file", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srTruncate(t, p, 0) }) }, Options{}, "not a readable HDF5"},
 		// FuzzH5AD regression: see srHugeLocalHeap.
 		{"local heap size corrupt", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srHugeLocalHeap(t, p) }) }, Options{}, "claims 1099511627776 bytes"},
+		{"global heap size corrupt", func(t *testing.T) string {
+			csr := srTestdata(t, "h5ad", "A1_sub_csr.h5ad")
+			return srCopyFile(t, csr, func(p string) { srPatchHeap(t, p, "GCOL\x01\x00\x00\x00", 8, 0xffff000000, "") }) // crash ac12c44b
+		}, Options{}, "global heap at byte"},
 		{"missing label column", func(t *testing.T) string { return dense }, Options{LabelColumn: "region"}, `obs has no column "region"`},
 		{"unknown library", func(t *testing.T) string { return dense }, Options{Library: "B1"}, `no library "B1"`},
 		{"image override missing", func(t *testing.T) string { return dense }, Options{Image: "/nonexistent/he.png"}, "nonexistent"},

@@ -388,6 +388,10 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 		// Fuzz10xH5 regression: a huge local heap size made scigolib/hdf5
 		// abort the process with "out of memory".
 		{"h5 local heap size corrupt", "A1_sub", h5, func(t *testing.T, p string) { srHugeLocalHeap(t, p) }, "claims 1099511627776 bytes"},
+		{"h5 local heap size and address corrupt", "A1_sub", h5, func(t *testing.T, p string) {
+			srPatchHeap(t, p, "HEAP\x00\x00\x00\x00", 8, 0x3d3d3d3d58, "")   // crash a19ff9b9
+			srPatchHeap(t, p, "HEAP\x00\x00\x00\x00", 24, 0x2c800000000, "") // address outside the file
+		}, "claims 263020428632 bytes"},
 		{"not an h5", "A1_sub", h5, func(t *testing.T, p string) { os.WriteFile(p, []byte("hello"), 0o644) }, "not a readable HDF5"},
 		{"h5 missing /matrix/indptr", "A1_sub", h5, func(t *testing.T, p string) {
 			b, _ := os.ReadFile(srTestdata(t, "visium", "bad", "missing_indptr.h5"))
@@ -592,22 +596,30 @@ func TestReadSpaceRangerWarnsMissingInTissue(t *testing.T) {
 	}
 }
 
-// srHugeLocalHeap sets the data segment size of the first local heap of an
-// HDF5 file to 2^40 bytes (what Fuzz10xH5 and FuzzH5AD found: the library
-// then aborted the process with "out of memory").
-func srHugeLocalHeap(t *testing.T, p string) {
+// srPatchHeap finds the first header with signature sig in an HDF5 file
+// and writes the 8-byte value v at offset at of it, then the bytes of
+// reserved at offset 5. It reproduces what Fuzz10xH5 and FuzzH5AD found:
+// scigolib/hdf5 allocated heaps at their stated size and the process
+// aborted with "out of memory".
+func srPatchHeap(t *testing.T, p, sig string, at int, v uint64, reserved string) {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(b, []byte("HEAP\x00\x00\x00\x00"))
+	i := bytes.Index(b, []byte(sig))
 	if i < 0 {
-		t.Fatal("no local heap in fixture")
+		t.Fatalf("no %q in fixture", sig)
 	}
-	binary.LittleEndian.PutUint64(b[i+8:], 1<<40)
-	copy(b[i+6:], "TR") // the library ignores the reserved bytes; so must the guard (FuzzH5AD crash ba3c94dc)
+	binary.LittleEndian.PutUint64(b[i+at:], v)
+	copy(b[i+5:], reserved)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// srHugeLocalHeap: local heap size 2^40, reserved bytes "\x00TR" as in
+// crash ba3c94dc (the library ignores reserved bytes; so must the guard).
+func srHugeLocalHeap(t *testing.T, p string) {
+	srPatchHeap(t, p, "HEAP\x00\x00\x00\x00", 8, 1<<40, "\x00TR")
 }
