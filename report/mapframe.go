@@ -62,7 +62,7 @@ func drawText(dst draw.Image, face xfont.Face, x, baseline int, s string, c colo
 
 // composeMap frames a drawn map: title above, legend (categories) or colour
 // bar (values) below, on white.
-func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Image, error) {
+func composeMap(m *SpatialMap, titleText string, base *image.RGBA, legend []legendItem) (image.Image, error) {
 	bw, bh := base.Bounds().Dx(), base.Bounds().Dy()
 	W := max(bw, 560)
 	fontPx := math.Max(13, math.Min(25, float64(W)/40))
@@ -82,8 +82,8 @@ func composeMap(m *SpatialMap, base *image.RGBA, legend []legendItem) (image.Ima
 	rowH := int(fontPx * 1.6)
 	y := pad
 	var title []string
-	if m.Title != "" {
-		title = wrapWords(m.Title, float64(W-2*pad), func(s string) float64 { return float64(textWidth(titleFace, s)) })
+	if titleText != "" {
+		title = wrapWords(titleText, float64(W-2*pad), func(s string) float64 { return float64(textWidth(titleFace, s)) })
 	}
 	titleTop := y
 	if len(title) > 0 {

@@ -290,7 +290,7 @@ func buildPage(in *Input) (*page, error) {
 	var mr mapRenderer
 	for i := range in.Maps {
 		start := time.Now()
-		img, err := mr.render(&in.Maps[i], DefaultMapWidth)
+		img, err := mr.render(&in.Maps[i], DefaultMapWidth, false)
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}

@@ -110,7 +110,7 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // below.
 func RenderMap(m *SpatialMap, maxWidth int) (image.Image, error) {
 	var r mapRenderer
-	return r.render(m, maxWidth)
+	return r.render(m, maxWidth, true)
 }
 
 // WritePNG writes img to path as PNG, atomically.
@@ -168,7 +168,9 @@ func (r *mapRenderer) base(path string, crop image.Rectangle, outW, outH int) (*
 	return b, nil
 }
 
-func (r *mapRenderer) render(m *SpatialMap, maxWidth int) (image.Image, error) {
+// render draws m; withTitle=false leaves the title to the caller (the HTML
+// report sets it as a caption so that maps side by side line up).
+func (r *mapRenderer) render(m *SpatialMap, maxWidth int, withTitle bool) (image.Image, error) {
 	if m == nil {
 		return nil, errors.New("report: nil map")
 	}
@@ -272,7 +274,11 @@ func (r *mapRenderer) render(m *SpatialMap, maxWidth int) (image.Image, error) {
 			drawSpot(base, (px[i]-x0)*scale, (py[i]-y0)*scale, rad, line, c, spotValue)
 		}
 	}
-	return composeMap(m, base, legend)
+	title := m.Title
+	if !withTitle {
+		title = ""
+	}
+	return composeMap(m, title, base, legend)
 }
 
 func valueRange(m *SpatialMap) (lo, hi float64) {

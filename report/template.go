@@ -41,6 +41,10 @@ td.nowrap { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 18px; align-items: start; }
 .grid.one { grid-template-columns: minmax(0, 1fr); }
 figure { margin: 0; }
+/* Map captions share a grid row (subgrid), so maps side by side line up. */
+.maps figure { display: grid; grid-row: span 2; grid-template-rows: subgrid; row-gap: 6px; }
+.maps { row-gap: 12px; }
+figcaption { font-weight: 700; font-size: 15px; align-self: end; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
 footer { color: var(--muted); font-size: 13px; margin-top: 10px; }
 a { color: var(--accent); }
@@ -126,8 +130,8 @@ a { color: var(--accent); }
 <section id="maps">
 <h2>Spatial maps</h2>
 <p class="hint">Spots drawn at their true diameter over the H&amp;E image; legend counts are spots per class.</p>
-<div class="grid">
-{{range .Maps}}<figure><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure>
+<div class="grid maps">
+{{range .Maps}}<figure><figcaption>{{.Alt}}</figcaption><img {{.Src}} width="{{.W}}" height="{{.H}}" alt="{{.Alt}}"></figure>
 {{end}}</div>
 </section>
 {{end}}
