@@ -10,13 +10,35 @@ import (
 
 // ReLU returns max(x, 0).
 func ReLU(x *Var) *Var {
-	return unary(x, func(a float32) float32 { return max(a, 0) },
-		func(_, y float32) float32 {
-			if y > 0 {
-				return 1
-			}
-			return 0
-		})
+	X := x.Value.Data
+	out := tensor.New(x.Value.Shape...)
+	Y := out.Data
+	parallelFor(len(X), func(lo, hi int) {
+		y := Y[lo:hi]
+		for i, a := range X[lo:hi] {
+			y[i] = relu32(a)
+		}
+	})
+	v := newVar(out, x)
+	if v.requiresGrad {
+		v.backward = func() {
+			G := v.Grad.Data
+			gx, fresh := x.gradFresh()
+			parallelFor(len(X), func(lo, hi int) {
+				g, y, d := G[lo:hi], Y[lo:hi], gx[lo:hi]
+				if fresh {
+					for i := range d {
+						d[i] = passIfPositive(y[i], g[i])
+					}
+					return
+				}
+				for i := range d {
+					d[i] += passIfPositive(y[i], g[i])
+				}
+			})
+		}
+	}
+	return v
 }
 
 // GELU is the exact (erf) Gaussian error linear unit, torch's default:

@@ -54,12 +54,19 @@ func (g convGeom) im2col(col, x []float32) {
 					clear(row[jhi:])
 					src := xc[ii*g.w:]
 					off := jlo*g.stride + kj - g.pad
-					if g.stride == 1 {
-						copy(row[jlo:jhi], src[off:off+jhi-jlo])
-					} else {
-						for oj := jlo; oj < jhi; oj++ {
-							row[oj] = src[off]
-							off += g.stride
+					d := row[jlo:jhi]
+					switch g.stride {
+					case 1:
+						copy(d, src[off:off+len(d)])
+					case 2:
+						s := src[off : off+2*len(d)-1]
+						for j := range d {
+							d[j] = s[2*j]
+						}
+					default:
+						s := src[off : off+g.stride*(len(d)-1)+1]
+						for j := range d {
+							d[j] = s[g.stride*j]
 						}
 					}
 				}
@@ -88,15 +95,22 @@ func (g convGeom) col2im(dx, col []float32) {
 					row := src[oi*g.ow : (oi+1)*g.ow]
 					dst := xc[ii*g.w:]
 					off := jlo*g.stride + kj - g.pad
-					if g.stride == 1 {
-						d := dst[off : off+jhi-jlo]
-						for j, v := range row[jlo:jhi] {
+					r := row[jlo:jhi]
+					switch g.stride {
+					case 1:
+						d := dst[off : off+len(r)]
+						for j, v := range r {
 							d[j] += v
 						}
-					} else {
-						for oj := jlo; oj < jhi; oj++ {
-							dst[off] += row[oj]
-							off += g.stride
+					case 2:
+						d := dst[off : off+2*len(r)-1]
+						for j, v := range r {
+							d[2*j] += v
+						}
+					default:
+						d := dst[off : off+g.stride*(len(r)-1)+1]
+						for j, v := range r {
+							d[g.stride*j] += v
 						}
 					}
 				}

@@ -40,40 +40,43 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	Y := out.Data
 	mean := make([]float32, c)
 	invstd := make([]float32, c)
-	// plane(i, ch) is the slice of x for image i and channel ch.
-	plane := func(s []float32, i, ch int) []float32 { return s[(i*c+ch)*inner : (i*c+ch+1)*inner] }
+	// Image i's plane of channel ch is s[(i*c+ch)*inner : (i*c+ch+1)*inner].
 	tensor.Parallel(c, 1, func(_, lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			var mu, vr float64
 			if train {
-				var s float64
+				// One pass of sums shifted by a sample value (no cancellation
+				// when the mean is large against the spread).
+				shift := X[ch*inner]
+				var s, ss float64
 				for i := 0; i < n; i++ {
-					s += sum32(plane(X, i, ch))
+					o := (i*c + ch) * inner
+					a, b := shiftedSums(X[o:o+inner], shift)
+					s += a
+					ss += b
 				}
-				mu = s / float64(m)
-				var ss float64
-				for i := 0; i < n; i++ {
-					ss += sqDev32(plane(X, i, ch), float32(mu))
-				}
-				vr = ss / float64(m)
+				d := s / float64(m)
+				mu = float64(shift) + d
+				vr = math.Max(ss/float64(m)-d*d, 0)
 				runMean.Data[ch] = (1-momentum)*runMean.Data[ch] + momentum*float32(mu)
-				runVar.Data[ch] = (1-momentum)*runVar.Data[ch] + momentum*float32(ss/float64(m-1))
+				runVar.Data[ch] = (1-momentum)*runVar.Data[ch] + momentum*float32(vr*float64(m)/float64(m-1))
 			} else {
 				mu, vr = float64(runMean.Data[ch]), float64(runVar.Data[ch])
 			}
 			mean[ch] = float32(mu)
 			invstd[ch] = float32(1 / math.Sqrt(vr+float64(eps)))
 			// y = a·x + b with a = γ·invstd, b = β − a·μ.
-			a, b := invstd[ch], -invstd[ch]*mean[ch]
+			a := invstd[ch]
 			if gamma != nil {
 				a *= gamma.Value.Data[ch]
-				b *= gamma.Value.Data[ch]
 			}
+			b := -a * mean[ch]
 			if beta != nil {
 				b += beta.Value.Data[ch]
 			}
 			for i := 0; i < n; i++ {
-				affine(plane(Y, i, ch), plane(X, i, ch), a, b, relu)
+				o := (i*c + ch) * inner
+				affineInto(Y[o:o+inner], X[o:o+inner], a, b, relu)
 			}
 		}
 	})
@@ -82,8 +85,9 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 		v.backward = func() {
 			G := v.Grad.Data
 			var gx, gg, gb []float32
+			fresh := false
 			if x.needs() {
-				gx = x.grad()
+				gx, fresh = x.gradFresh()
 			}
 			if gamma.needs() {
 				gg = gamma.grad()
@@ -101,10 +105,12 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					// sdy = Σ dy, sdyx = Σ dy·x̂ (dy masked by the ReLU).
 					var sdy, sdyx float64
 					for i := 0; i < n; i++ {
-						a, b := dySums(plane(G, i, ch), plane(X, i, ch), plane(Y, i, ch), mu, is, relu)
+						o := (i*c + ch) * inner
+						a, b := bnGradSums(G[o:o+inner], X[o:o+inner], Y[o:o+inner], mu, relu)
 						sdy += a
 						sdyx += b
 					}
+					sdyx *= float64(is)
 					if gg != nil {
 						gg[ch] += float32(sdyx)
 					}
@@ -114,98 +120,23 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					if gx == nil {
 						continue
 					}
-					if !train { // running stats are constants: dx = γ·invstd·dy
-						for i := 0; i < n; i++ {
-							scaleAcc(plane(gx, i, ch), plane(G, i, ch), plane(Y, i, ch), g*is, relu)
-						}
-						continue
-					}
-					// dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
+					// Training: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂));
+					// evaluation (running stats are constants): dx = γ·invstd·dy.
 					k := g * is
-					mdy, mdyx := float32(sdy/float64(m)), float32(sdyx/float64(m))
+					A, B, C := k, float32(0), float32(0)
+					if train {
+						B = -k * float32(sdyx/float64(m)) * is
+						C = -k * float32(sdy/float64(m))
+					}
 					for i := 0; i < n; i++ {
-						dx, dy, xx, yy := plane(gx, i, ch), plane(G, i, ch), plane(X, i, ch), plane(Y, i, ch)
-						for j := range dx {
-							d := dy[j]
-							if relu && yy[j] <= 0 {
-								d = 0
-							}
-							xh := (xx[j] - mu) * is
-							dx[j] += k * (d - mdy - xh*mdyx)
-						}
+						o := (i*c + ch) * inner
+						bnGradInput(gx[o:o+inner], G[o:o+inner], X[o:o+inner], Y[o:o+inner], mu, A, B, C, relu, fresh)
 					}
 				}
 			})
 		}
 	}
 	return v
-}
-
-func sum32(s []float32) float64 {
-	var a0, a1, a2, a3 float32
-	i := 0
-	for ; i+4 <= len(s); i += 4 {
-		a0 += s[i]
-		a1 += s[i+1]
-		a2 += s[i+2]
-		a3 += s[i+3]
-	}
-	for ; i < len(s); i++ {
-		a0 += s[i]
-	}
-	return float64(a0) + float64(a1) + float64(a2) + float64(a3)
-}
-
-func sqDev32(s []float32, mu float32) float64 {
-	var a0, a1 float32
-	i := 0
-	for ; i+2 <= len(s); i += 2 {
-		d0, d1 := s[i]-mu, s[i+1]-mu
-		a0 += d0 * d0
-		a1 += d1 * d1
-	}
-	for ; i < len(s); i++ {
-		d := s[i] - mu
-		a0 += d * d
-	}
-	return float64(a0) + float64(a1)
-}
-
-func affine(y, x []float32, a, b float32, relu bool) {
-	x = x[:len(y)]
-	if relu {
-		for j, v := range x {
-			y[j] = max(a*v+b, 0)
-		}
-		return
-	}
-	for j, v := range x {
-		y[j] = a*v + b
-	}
-}
-
-// dySums returns Σ dy and Σ dy·x̂ over one plane, with dy zeroed where the
-// fused ReLU output y is not positive.
-func dySums(dy, x, y []float32, mu, is float32, relu bool) (float64, float64) {
-	var s, sx float32
-	x, y = x[:len(dy)], y[:len(dy)]
-	for j, d := range dy {
-		if relu && y[j] <= 0 {
-			continue
-		}
-		s += d
-		sx += d * (x[j] - mu)
-	}
-	return float64(s), float64(sx) * float64(is)
-}
-
-func scaleAcc(dx, dy, y []float32, k float32, relu bool) {
-	for j, d := range dy {
-		if relu && y[j] <= 0 {
-			continue
-		}
-		dx[j] += k * d
-	}
 }
 
 // LayerNorm normalises the last axis of x to zero mean and unit variance,

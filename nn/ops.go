@@ -172,6 +172,9 @@ func binaryOp(a, b *Var, f func(x, y float32) float32, da, db func(x, y, z float
 
 // Add returns a + b with numpy broadcasting.
 func Add(a, b *Var) *Var {
+	if tensor.SameShape(a.Value.Shape, b.Value.Shape) {
+		return addSame(a, b)
+	}
 	return binaryOp(a, b, func(x, y float32) float32 { return x + y },
 		func(_, _, _ float32) float32 { return 1 }, func(_, _, _ float32) float32 { return 1 })
 }
@@ -491,6 +494,42 @@ func Slice(x *Var, axis, from, to int) *Var {
 				for i, g := range v.Grad.Data[o*w : (o+1)*w] {
 					dst[i] += g
 				}
+			}
+		}
+	}
+	return v
+}
+
+// addSame is Add for equal shapes (residual connections): a plain loop
+// forward, and the gradient passed through to both inputs.
+func addSame(a, b *Var) *Var {
+	A, B := a.Value.Data, b.Value.Data
+	out := tensor.New(a.Value.Shape...)
+	O := out.Data
+	parallelFor(len(O), func(lo, hi int) {
+		o, y := O[lo:hi], B[lo:hi]
+		for i, x := range A[lo:hi] {
+			o[i] = x + y[i]
+		}
+	})
+	v := newVar(out, a, b)
+	if v.requiresGrad {
+		v.backward = func() {
+			for _, p := range []*Var{a, b} {
+				if !p.needs() {
+					continue
+				}
+				g, fresh := p.gradFresh()
+				parallelFor(len(g), func(lo, hi int) {
+					d, s := g[lo:hi], v.Grad.Data[lo:hi]
+					if fresh {
+						copy(d, s)
+						return
+					}
+					for i, x := range s {
+						d[i] += x
+					}
+				})
 			}
 		}
 	}

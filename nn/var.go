@@ -86,12 +86,26 @@ func newVar(value *tensor.Tensor, parents ...*Var) *Var {
 	return out
 }
 
-// grad returns v's gradient buffer, allocating zeros on first use.
+// grad returns v's gradient buffer for accumulation, allocating zeros on
+// first use.
 func (v *Var) grad() []float32 {
 	if v.Grad == nil {
-		v.Grad = tensor.New(v.Value.Shape...)
+		b := getBuf(v.Value.Size())
+		clear(b)
+		v.Grad = tensor.FromSlice(b, v.Value.Shape...)
 	}
 	return v.Grad.Data
+}
+
+// gradFresh is grad for an op that writes every element: if the buffer is
+// new (fresh is true) its contents are undefined and must be assigned, not
+// accumulated into.
+func (v *Var) gradFresh() (g []float32, fresh bool) {
+	if v.Grad == nil {
+		v.Grad = tensor.FromSlice(getBuf(v.Value.Size()), v.Value.Shape...)
+		return v.Grad.Data, true
+	}
+	return v.Grad.Data, false
 }
 
 // needs reports whether gradient must be propagated to v.
@@ -124,7 +138,10 @@ func (v *Var) backwardFrom(seed *tensor.Tensor) {
 			n.backward()
 		}
 		if n.parents != nil {
-			// Intermediate node: free its gradient and the graph edges.
+			// Intermediate node: recycle its gradient, drop the graph edges.
+			if n.Grad != nil {
+				putBuf(n.Grad.Data)
+			}
 			n.Grad = nil
 			n.parents = nil
 			n.backward = nil
