@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -323,7 +322,10 @@ labelled spots ("undetermined" excluded), scoring balanced accuracy on the rest,
 				row := v
 				switch v {
 				case "stats":
-					x, d = colourTextureStats(probePatches, f.size)
+					x, d, err = colourTextureStats(probePatches, f.size)
+					if err != nil {
+						return err
+					}
 					row += "\t\t\t"
 				case "random":
 					cfg := f.config(nil, "")
@@ -377,41 +379,17 @@ labelled spots ("undetermined" excluded), scoring balanced accuracy on the rest,
 
 func randFor(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x1a6e_5eed)) }
 
-// colourTextureStats is the hand-crafted image baseline of the probe.
-// TODO(metrics helper): replace by patch.ColourTextureStats when it lands.
-var colourTextureStats = func(patches [][]uint8, size int) ([]float32, int) {
-	// Per channel mean and sd (colour), plus mean absolute horizontal and
-	// vertical gradient of the luminance (texture).
-	const d = 8
+// colourTextureStats is the hand-crafted image baseline of the probe
+// (patch.ColourTextureStats per patch).
+func colourTextureStats(patches [][]uint8, size int) ([]float32, int, error) {
+	d := len(patch.StatsNames)
 	out := make([]float32, 0, len(patches)*d)
 	for _, p := range patches {
-		var s, ss [3]float64
-		n := float64(size * size)
-		lum := make([]float64, size*size)
-		for i := 0; i < size*size; i++ {
-			for c := 0; c < 3; c++ {
-				v := float64(p[3*i+c]) / 255
-				s[c] += v
-				ss[c] += v * v
-			}
-			lum[i] = (0.299*float64(p[3*i]) + 0.587*float64(p[3*i+1]) + 0.114*float64(p[3*i+2])) / 255
+		f, err := patch.ColourTextureStats(p, size)
+		if err != nil {
+			return nil, 0, err
 		}
-		var gx, gy float64
-		for y := 0; y < size; y++ {
-			for x := 0; x < size; x++ {
-				if x+1 < size {
-					gx += math.Abs(lum[y*size+x+1] - lum[y*size+x])
-				}
-				if y+1 < size {
-					gy += math.Abs(lum[(y+1)*size+x] - lum[y*size+x])
-				}
-			}
-		}
-		for c := 0; c < 3; c++ {
-			m := s[c] / n
-			out = append(out, float32(m), float32(math.Sqrt(math.Max(ss[c]/n-m*m, 0))))
-		}
-		out = append(out, float32(gx/n), float32(gy/n))
+		out = append(out, f...)
 	}
-	return out, d
+	return out, d, nil
 }
