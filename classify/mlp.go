@@ -24,6 +24,12 @@ type FitConfig struct {
 	// validation loss; the weights of the best epoch are restored
 	// (default 20).
 	Patience int
+	// MinSteps is the number of optimizer steps before the validation loss
+	// is tracked: with few labels an epoch is a single step, and the
+	// noisy validation loss of a barely trained head would otherwise stop
+	// training at once (default 150). Without a validation split training
+	// also runs at least MinSteps steps.
+	MinSteps int
 	// ValFrac is the stratified fraction of the labelled spots held out
 	// for early stopping (default 0.2; classes with one spot are never
 	// held out). When nothing can be held out, training runs NoValEpochs.
@@ -49,6 +55,9 @@ func (c FitConfig) withDefaults() FitConfig {
 	}
 	if c.Patience == 0 {
 		c.Patience = 20
+	}
+	if c.MinSteps == 0 {
+		c.MinSteps = 150
 	}
 	if c.ValFrac == 0 {
 		c.ValFrac = 0.2
@@ -89,7 +98,8 @@ type LossFunc func(idx []int, train bool) *nn.Var
 // a stratified validation split (seeded by rng) is held out, each epoch
 // visits the training rows in a fresh random order in mini-batches, and
 // training stops when the validation loss has not improved for
-// cfg.Patience epochs; the best epoch's weights are restored. It returns
+// cfg.Patience epochs (counted once cfg.MinSteps steps are done); the best
+// epoch's weights are restored. It returns
 // the number of epochs of the kept weights. A non-finite loss is an error.
 func Fit(ctx context.Context, params []*nn.Var, n int, y []int, loss LossFunc, cfg FitConfig, rng *rand.Rand) (int, error) {
 	cfg = cfg.withDefaults()
@@ -98,9 +108,11 @@ func Fit(ctx context.Context, params []*nn.Var, n int, y []int, loss LossFunc, c
 		all[i] = i
 	}
 	train, val := ValidationSplit(all, y, cfg.ValFrac, rng.Uint64())
-	epochs := cfg.MaxEpochs
+	perEpoch := (len(train) + cfg.Batch - 1) / cfg.Batch
+	minEpochs := (cfg.MinSteps + perEpoch - 1) / perEpoch
+	epochs := max(cfg.MaxEpochs, minEpochs+cfg.Patience)
 	if len(val) == 0 {
-		epochs = cfg.NoValEpochs
+		epochs = max(cfg.NoValEpochs, minEpochs)
 	}
 	opt := nn.NewAdamW(cfg.LR, cfg.WeightDecay)
 	best := math.Inf(1)
@@ -122,7 +134,7 @@ func Fit(ctx context.Context, params []*nn.Var, n int, y []int, loss LossFunc, c
 			l.Backward()
 			opt.Step(params)
 		}
-		if len(val) == 0 {
+		if len(val) == 0 || epoch < minEpochs {
 			bestEpoch = epoch
 			continue
 		}

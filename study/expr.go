@@ -2,13 +2,10 @@ package study
 
 import (
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"slices"
-	"sort"
 
-	"gonum.org/v1/gonum/mat"
-
+	"github.com/spotfuse/spotfuse/preprocess"
+	"github.com/spotfuse/spotfuse/pretrain"
 	"github.com/spotfuse/spotfuse/section"
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -16,260 +13,85 @@ import (
 // exprData is the expression of every loaded section on the shared highly
 // variable genes.
 type exprData struct {
-	Genes  []string             // the HVG symbols
-	X      map[string][]float32 // section → spots × G, log1p(counts / total · 1e4)
-	Counts map[string][]float32 // section → spots × G raw counts
+	Genes []string
+	// Pool is the pooled expression of the pretraining sections (in
+	// Config.PretrainExpr order, one batch per section).
+	Pool *pretrain.ExprData
+	// X and Counts give each section's spots × G log1p(count / library ·
+	// 1e4) values and raw counts (views into Pool for pool sections).
+	X, Counts map[string][]float32
 }
 
-// commonGenes returns the gene symbols present in every section, in the
-// order of the first, and for each section the column of each (the first
-// column when a symbol repeats).
-func commonGenes(secs []*section.Section) ([]string, [][]int, error) {
-	if len(secs) == 0 {
-		return nil, nil, fmt.Errorf("study: no sections")
-	}
-	cols := make([]map[string]int, len(secs))
-	for si, s := range secs {
-		cols[si] = make(map[string]int, len(s.Genes))
-		for j, g := range s.Genes {
-			if _, dup := cols[si][g]; !dup {
-				cols[si][g] = j
-			}
-		}
-	}
-	var genes []string
-	seen := map[string]bool{}
-	for _, g := range secs[0].Genes {
-		ok := !seen[g]
-		for si := range secs {
-			if _, in := cols[si][g]; !in {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			genes = append(genes, g)
-			seen[g] = true
-		}
-	}
-	if len(genes) == 0 {
-		return nil, nil, fmt.Errorf("study: the %d sections share no gene symbol", len(secs))
-	}
-	idx := make([][]int, len(secs))
-	for si := range secs {
-		idx[si] = make([]int, len(genes))
-		for gi, g := range genes {
-			idx[si][gi] = cols[si][g]
-		}
-	}
-	return genes, idx, nil
-}
-
-// logNormalized returns spots × len(cols) values log1p(count / total · 1e4)
-// of the columns cols of s (total over all genes of the spot), and the raw
-// counts of those columns.
-func logNormalized(s *section.Section, cols []int) (x, counts []float32) {
-	n, g := s.NumSpots(), len(cols)
-	pos := make(map[int32]int, g)
-	for k, c := range cols {
-		pos[int32(c)] = k
-	}
-	totals := s.Counts.RowSums()
-	x = make([]float32, n*g)
-	counts = make([]float32, n*g)
-	for i := 0; i < n; i++ {
-		idx, val := s.Counts.Row(i)
-		f := 0.0
-		if totals[i] > 0 {
-			f = 1e4 / totals[i]
-		}
-		for k, c := range idx {
-			if p, ok := pos[c]; ok {
-				counts[i*g+p] = val[k]
-				x[i*g+p] = float32(math.Log1p(float64(val[k]) * f))
-			}
-		}
-	}
-	return x, counts
-}
-
-// buildExpression matches genes across secs, picks the hvg genes of highest
-// variance of log-normalised expression over the spots of the pool
-// sections, and returns every section's expression on them.
+// buildExpression pools the sections named in pool, selects hvg highly
+// variable genes on them (pretrain.BuildExprData: genes shared by the pool,
+// batch-aware Seurat v3 on raw counts), and expresses every section of
+// secs on those genes (a gene a non-pool section lacks is zero there).
 func buildExpression(secs []*section.Section, pool []string, hvg int) (*exprData, error) {
-	genes, cols, err := commonGenes(secs)
+	byName := map[string]*section.Section{}
+	for _, s := range secs {
+		byName[s.Name] = s
+	}
+	var poolSecs []*section.Section
+	for _, n := range pool {
+		s, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("study: expression pool section %s was not read", n)
+		}
+		poolSecs = append(poolSecs, s)
+	}
+	d, err := pretrain.BuildExprData(poolSecs, pretrain.ExprDataOptions{HVG: hvg})
 	if err != nil {
 		return nil, err
 	}
-	// Pooled per-gene variance of the log-normalised expression.
-	var sum, sq []float64
-	sum, sq = make([]float64, len(genes)), make([]float64, len(genes))
-	n := 0
-	for si, s := range secs {
-		if !slices.Contains(pool, s.Name) {
+	e := &exprData{Genes: d.Genes, Pool: d, X: map[string][]float32{}, Counts: map[string][]float32{}}
+	row := 0
+	for _, s := range poolSecs {
+		lo, hi := row*d.G, (row+s.NumSpots())*d.G
+		e.X[s.Name], e.Counts[s.Name] = d.X[lo:hi:hi], d.Counts[lo:hi:hi]
+		row += s.NumSpots()
+	}
+	for _, s := range secs {
+		if slices.Contains(pool, s.Name) {
 			continue
 		}
-		x, _ := logNormalized(s, cols[si])
-		for i := 0; i < s.NumSpots(); i++ {
-			row := x[i*len(genes) : (i+1)*len(genes)]
-			for j, v := range row {
-				sum[j] += float64(v)
-				sq[j] += float64(v) * float64(v)
-			}
+		one, err := pretrain.BuildExprData([]*section.Section{s}, pretrain.ExprDataOptions{Genes: d.Genes})
+		if err != nil {
+			return nil, err
 		}
-		n += s.NumSpots()
+		e.X[s.Name], e.Counts[s.Name] = one.X, one.Counts
 	}
-	if n < 2 {
-		return nil, fmt.Errorf("study: the expression pool %v has %d spots", pool, n)
-	}
-	order := make([]int, len(genes))
-	variance := make([]float64, len(genes))
-	for j := range genes {
-		order[j] = j
-		m := sum[j] / float64(n)
-		variance[j] = sq[j]/float64(n) - m*m
-	}
-	sort.SliceStable(order, func(a, b int) bool { return variance[order[a]] > variance[order[b]] })
-	if hvg > len(genes) {
-		hvg = len(genes)
-	}
-	keep := slices.Clone(order[:hvg])
-	slices.Sort(keep)
-	d := &exprData{X: map[string][]float32{}, Counts: map[string][]float32{}}
-	for _, j := range keep {
-		d.Genes = append(d.Genes, genes[j])
-	}
-	for si, s := range secs {
-		c := make([]int, len(keep))
-		for k, j := range keep {
-			c[k] = cols[si][j]
-		}
-		d.X[s.Name], d.Counts[s.Name] = logNormalized(s, c)
-	}
-	return d, nil
+	return e, nil
 }
 
 // pca is a fitted principal component projection.
 type pca struct {
 	Mean       []float32
-	Components []float32 // G × K, column k the k-th component
+	Components []float32 // K × G, row-major
 	G, K       int
 }
 
-// fitPCA finds the k leading principal components of the n × g matrix x by
-// randomised subspace iteration (Halko et al. 2011; 4 power iterations with
-// k+10 columns), seeded.
-func fitPCA(x []float32, n, g, k int, seed uint64) (*pca, error) {
-	if k > min(n, g) {
-		k = min(n, g)
+// fitPCA fits k principal components of the n × g matrix x
+// (preprocess.PCA).
+func fitPCA(x []float32, n, g, k int) (*pca, error) {
+	k = min(k, n, g)
+	_, comps, _, err := preprocess.PCA(x, n, g, k)
+	if err != nil {
+		return nil, fmt.Errorf("study: %w", err)
 	}
-	if k < 1 {
-		return nil, fmt.Errorf("study: PCA of %d × %d", n, g)
-	}
-	p := &pca{Mean: make([]float32, g), G: g, K: k}
+	p := &pca{Mean: make([]float32, g), Components: comps, G: g, K: k}
+	sum := make([]float64, g)
 	for i := 0; i < n; i++ {
-		for j := 0; j < g; j++ {
-			p.Mean[j] += x[i*g+j]
+		for j, v := range x[i*g : (i+1)*g] {
+			sum[j] += float64(v)
 		}
 	}
-	for j := range p.Mean {
-		p.Mean[j] /= float32(n)
-	}
-	c := make([]float32, n*g)
-	for i := 0; i < n; i++ {
-		for j := 0; j < g; j++ {
-			c[i*g+j] = x[i*g+j] - p.Mean[j]
-		}
-	}
-	l := min(k+10, min(n, g))
-	rng := rand.New(rand.NewPCG(seed, 0x9ca))
-	q := make([]float32, g*l)
-	for i := range q {
-		q[i] = float32(rng.NormFloat64())
-	}
-	cq := make([]float32, n*l)
-	ctcq := make([]float32, g*l)
-	for it := 0; it < 5; it++ {
-		orthonormalize(q, g, l)
-		tensor.Gemm(false, false, n, l, g, 1, c, g, q, l, 0, cq, l)   // C Q
-		tensor.Gemm(true, false, g, l, n, 1, c, g, cq, l, 0, ctcq, l) // Cᵀ C Q
-		if it < 4 {
-			copy(q, ctcq)
-		}
-	}
-	// B = Qᵀ Cᵀ C Q (l × l), symmetric; its eigenvectors rotate Q.
-	b := make([]float32, l*l)
-	tensor.Gemm(true, false, l, l, g, 1, q, l, ctcq, l, 0, b, l)
-	sym := mat.NewSymDense(l, nil)
-	for i := 0; i < l; i++ {
-		for j := i; j < l; j++ {
-			sym.SetSym(i, j, 0.5*float64(b[i*l+j]+b[j*l+i]))
-		}
-	}
-	var eig mat.EigenSym
-	if !eig.Factorize(sym, true) {
-		return nil, fmt.Errorf("study: PCA eigendecomposition failed")
-	}
-	var vec mat.Dense
-	eig.VectorsTo(&vec)
-	// Eigenvalues come in ascending order: the last columns lead.
-	p.Components = make([]float32, g*k)
-	for kk := 0; kk < k; kk++ {
-		col := l - 1 - kk
-		// Component = Q · u_col; sign fixed so the largest |entry| is positive.
-		comp := make([]float64, g)
-		big := 0
-		for r := 0; r < g; r++ {
-			var s float64
-			for t := 0; t < l; t++ {
-				s += float64(q[r*l+t]) * vec.At(t, col)
-			}
-			comp[r] = s
-			if math.Abs(s) > math.Abs(comp[big]) {
-				big = r
-			}
-		}
-		sign := 1.0
-		if comp[big] < 0 {
-			sign = -1
-		}
-		for r := 0; r < g; r++ {
-			p.Components[r*k+kk] = float32(sign * comp[r])
-		}
+	for j := range sum {
+		p.Mean[j] = float32(sum[j] / float64(n))
 	}
 	return p, nil
 }
 
-// orthonormalize replaces the l columns of the g × l matrix q by an
-// orthonormal basis of their span (modified Gram–Schmidt, twice).
-func orthonormalize(q []float32, g, l int) {
-	for pass := 0; pass < 2; pass++ {
-		for a := 0; a < l; a++ {
-			for b := 0; b < a; b++ {
-				var dot float64
-				for r := 0; r < g; r++ {
-					dot += float64(q[r*l+a]) * float64(q[r*l+b])
-				}
-				for r := 0; r < g; r++ {
-					q[r*l+a] -= float32(dot) * q[r*l+b]
-				}
-			}
-			var norm float64
-			for r := 0; r < g; r++ {
-				norm += float64(q[r*l+a]) * float64(q[r*l+a])
-			}
-			norm = math.Sqrt(norm)
-			if norm < 1e-20 {
-				norm = 1
-			}
-			for r := 0; r < g; r++ {
-				q[r*l+a] = float32(float64(q[r*l+a]) / norm)
-			}
-		}
-	}
-}
-
-// transform projects the n × G matrix x onto the components.
+// transform projects the n × G matrix x onto the components: (x − mean)·Cᵀ.
 func (p *pca) transform(x []float32, n int) []float32 {
 	c := make([]float32, n*p.G)
 	for i := 0; i < n; i++ {
@@ -278,6 +100,6 @@ func (p *pca) transform(x []float32, n int) []float32 {
 		}
 	}
 	out := make([]float32, n*p.K)
-	tensor.Gemm(false, false, n, p.K, p.G, 1, c, p.G, p.Components, p.K, 0, out, p.K)
+	tensor.Gemm(false, true, n, p.K, p.G, 1, c, p.G, p.Components, p.G, 0, out, p.K)
 	return out
 }

@@ -305,13 +305,7 @@ func (r *runner) features(ctx context.Context) error {
 	}
 	if has("pca") {
 		r.stage("expression PCA")
-		var pool []float32
-		n := 0
-		for _, name := range cfg.PretrainExpr {
-			pool = append(pool, r.expr.X[name]...)
-			n += r.secs[name].NumSpots()
-		}
-		p, err := fitPCA(pool, n, len(r.expr.Genes), cfg.PCA, 1)
+		p, err := fitPCA(r.expr.Pool.X, r.expr.Pool.N, r.expr.Pool.G, cfg.PCA)
 		if err != nil {
 			return err
 		}
@@ -321,11 +315,16 @@ func (r *runner) features(ctx context.Context) error {
 	}
 	if has("stats") && len(r.targets) > 0 {
 		r.stage("image colour/texture statistics")
+		blocks := map[string][]fuse.Block{}
+		for _, t := range r.targets {
+			x, d, err := colourTextureStats(r.targetPatches(t), cfg.Patch.Size)
+			if err != nil {
+				return fmt.Errorf("section %s: %w", t.Name, err)
+			}
+			blocks[t.Name] = []fuse.Block{{X: x, D: d}}
+		}
 		r.sets = append(r.sets, &FeatureSet{Setting: "image-stats", Modality: "image", Features: "stats", Fusion: "none",
-			Blocks: blocksOf(r.targets, func(t *Target) ([]float32, int) {
-				return colourTextureStats(r.targetPatches(t), cfg.Patch.Size)
-			}),
-			Heads: heads})
+			Blocks: blocks, Heads: heads})
 	}
 	for _, pseed := range cfg.Pretrain.Seeds {
 		if has("random") {
@@ -518,21 +517,6 @@ func logHistory(what string, h *pretrain.History) {
 	}
 	first, last := h.Loss["total"][0], h.Loss["total"][len(h.Loss["total"])-1]
 	slog.Info("study: pretrained", "encoder", what, "steps", h.Steps[len(h.Steps)-1], "loss_first", first, "loss_last", last, "seconds", h.Seconds)
-}
-
-// exprPool returns the pooled expression of the pretraining sections.
-func (r *runner) exprPool(withCounts bool) (x, counts []float32, n int, batch []int) {
-	for bi, name := range r.cfg.PretrainExpr {
-		x = append(x, r.expr.X[name]...)
-		if withCounts {
-			counts = append(counts, r.expr.Counts[name]...)
-		}
-		for range r.secs[name].NumSpots() {
-			batch = append(batch, bi)
-		}
-		n += r.secs[name].NumSpots()
-	}
-	return x, counts, n, batch
 }
 
 // evaluate runs the grid, then writes summary.csv and report.html.
