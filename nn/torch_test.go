@@ -209,3 +209,50 @@ func TestAdamWAgainstTorch(t *testing.T) {
 	}
 	assertClose(t, "weights", traj, c.Output, 1e-5)
 }
+
+func TestSGDAgainstTorch(t *testing.T) {
+	c := loadGolden(t)["sgd"]
+	w := Param(c.Inputs["w"].tensor())
+	target := Const(c.Inputs["target"].tensor())
+	opt := &SGD{LR: c.Params["lr"].(float64), Momentum: c.Params["momentum"].(float64), WeightDecay: c.Params["weight_decay"].(float64)}
+	var traj []float32
+	for range 3 {
+		ZeroGrad([]*Var{w})
+		d := Sub(w, target)
+		Sum(Mul(d, d)).Backward()
+		opt.Step([]*Var{w})
+		traj = append(traj, w.Value.Data...)
+	}
+	assertClose(t, "weights", traj, c.Output, 1e-5)
+}
+
+func TestClipGradNormAgainstTorch(t *testing.T) {
+	c := loadGolden(t)["clip_grad_norm"]
+	p1, p2 := Param(tensor.New(3, 2)), Param(tensor.New(4))
+	p1.Grad, p2.Grad = c.Inputs["g1"].tensor(), c.Inputs["g2"].tensor()
+	norm := ClipGradNorm([]*Var{p1, p2}, c.Params["max_norm"].(float64))
+	if want := c.Params["norm"].(float64); math.Abs(norm-want) > 1e-5*want {
+		t.Fatalf("norm %g, torch %g", norm, want)
+	}
+	assertClose(t, "clipped grads", append(append([]float32(nil), p1.Grad.Data...), p2.Grad.Data...), c.Output, 1e-6)
+}
+
+func TestCosineWarmup(t *testing.T) {
+	cases := []struct {
+		step, total, warmup int
+		want                float64
+	}{
+		{0, 100, 10, 0.1},
+		{9, 100, 10, 1},
+		{10, 100, 10, 1},
+		{55, 100, 10, 0.5},
+		{100, 100, 10, 0},
+		{150, 100, 10, 0},
+		{0, 10, 0, 1},
+	}
+	for _, c := range cases {
+		if got := CosineWarmup(c.step, c.total, c.warmup); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("CosineWarmup(%d, %d, %d) = %g, want %g", c.step, c.total, c.warmup, got, c.want)
+		}
+	}
+}

@@ -165,5 +165,26 @@ cases.append({"name": "adamw", "inputs": {"w": enc(w0), "target": enc(target)},
               "output": enc(torch.stack(traj)), "params": {"lr": 0.05, "weight_decay": 0.1},
               "grads": {}, "seed": enc(torch.ones(1))})
 
+# SGD with momentum and weight decay: three steps, then clip_grad_norm_.
+w0 = r(6)
+w = w0.clone().requires_grad_(True)
+opt = torch.optim.SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01)
+traj = []
+for _ in range(3):
+    opt.zero_grad()
+    ((w - target) ** 2).sum().backward()
+    opt.step()
+    traj.append(w.detach().clone())
+cases.append({"name": "sgd", "inputs": {"w": enc(w0), "target": enc(target)},
+              "output": enc(torch.stack(traj)), "params": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+              "grads": {}, "seed": enc(torch.ones(1))})
+g1, g2 = r(3, 2) * 3, r(4) * 3
+p1, p2 = torch.zeros(3, 2, requires_grad=True), torch.zeros(4, requires_grad=True)
+p1.grad, p2.grad = g1.clone(), g2.clone()
+norm = torch.nn.utils.clip_grad_norm_([p1, p2], 1.5)
+cases.append({"name": "clip_grad_norm", "inputs": {"g1": enc(g1), "g2": enc(g2)},
+              "output": enc(torch.cat([p1.grad.reshape(-1), p2.grad.reshape(-1)])),
+              "params": {"max_norm": 1.5, "norm": float(norm)}, "grads": {}, "seed": enc(torch.ones(1))})
+
 json.dump({"torch": torch.__version__, "cases": cases}, sys.stdout, separators=(",", ":"))
 sys.stdout.write("\n")
