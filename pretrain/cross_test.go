@@ -224,3 +224,25 @@ func TestRetrieval(t *testing.T) {
 		t.Error("mismatched lengths gave no error")
 	}
 }
+
+func TestTrainCrossFineTunesImageEncoder(t *testing.T) {
+	d := synthPaired(4, 4, 8, 8)
+	img, expr := encoders(t, d.G)
+	before := slices.Clone(img.NamedParams()["conv1.weight"].Value.Data)
+	exprBefore := slices.Clone(expr.NamedParams()["in.weight"].Value.Data)
+	cfg := crossConfig(false, 5)
+	cfg.FineTuneImage = true
+	m, hist, err := TrainCross(context.Background(), img, expr, d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.Steps) != 5 {
+		t.Fatalf("%d steps recorded", len(hist.Steps))
+	}
+	if slices.Equal(before, m.Image.NamedParams()["conv1.weight"].Value.Data) {
+		t.Error("fine-tuning left the image encoder unchanged")
+	}
+	if !slices.Equal(exprBefore, m.Expr.NamedParams()["in.weight"].Value.Data) {
+		t.Error("the frozen expression encoder changed")
+	}
+}
