@@ -30,16 +30,17 @@ func (g convGeom) identity() bool {
 	return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
 }
 
-// im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]:
-// col[(ci,ki,kj), (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj] (0 outside).
-func (g convGeom) im2col(col, x []float32) {
+// im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]
+// whose rows are ld apart: col[(ci,ki,kj)·ld + (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj]
+// (0 outside the image).
+func (g convGeom) im2col(col []float32, ld int, x []float32) {
 	P := g.cols()
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
 		xc := x[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
-				dst := col[r*P : (r+1)*P]
+				dst := col[r*ld : r*ld+P]
 				r++
 				// Output columns oj with 0 <= oj·s−p+kj < w.
 				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
@@ -75,16 +76,16 @@ func (g convGeom) im2col(col, x []float32) {
 	}
 }
 
-// col2im accumulates the column matrix col back into image dx [c,h,w]
-// (the adjoint of im2col).
-func (g convGeom) col2im(dx, col []float32) {
+// col2im accumulates the column matrix col (rows ld apart) back into image
+// dx [c,h,w] (the adjoint of im2col).
+func (g convGeom) col2im(dx, col []float32, ld int) {
 	P := g.cols()
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
 		xc := dx[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
-				src := col[r*P : (r+1)*P]
+				src := col[r*ld : r*ld+P]
 				r++
 				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
 				for oi := 0; oi < g.oh; oi++ {
@@ -133,10 +134,18 @@ func validRange(n, size, stride, shift int) (int, int) {
 	return min(lo, n), min(hi, n)
 }
 
+// minGemmCols is the smallest GEMM width worth one call: convolutions with
+// small outputs (deep layers) lower several images side by side.
+var minGemmCols = 256
+
 // Conv2d convolves x [N,C,H,W] with w [O,C,KH,KW] (torch layout) and adds
-// b [O] (may be nil), with the given stride and zero padding. Each image is
-// lowered to a column matrix (im2col) and multiplied by the weights with one
-// GEMM; images are processed in parallel.
+// b [O] (may be nil), with the given stride and zero padding.
+//
+// Images are lowered to column matrices (im2col) and multiplied by the
+// weights with one GEMM per group of images; a group holds one image unless
+// the output map is smaller than minGemmCols pixels, then enough images to
+// fill it. Groups are processed in parallel (one serial GEMM each) when there
+// are enough of them, otherwise one after another with a parallel GEMM.
 func Conv2d(x, w, b *Var, stride, pad int) *Var {
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 || xs[1] != ws[1] {
@@ -155,78 +164,146 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 	}
 	K, P := g.rows(), g.cols()
 	inSz, outSz := g.c*g.h*g.w, o*P
+	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group
+	groups := (n + G - 1) / G
 	out := tensor.New(n, o, g.oh, g.ow)
 	X, W, Y := x.Value.Data, w.Value.Data, out.Data
-	tensor.Parallel(n, 1, func(_, lo, hi int) {
-		var col []float32
-		if !g.identity() {
-			col = getBuf(K * P)
-			defer putBuf(col)
+
+	// lower writes the column matrix of images [i0, i1) into col (ld = nb·P),
+	// or returns x itself when that is the column matrix.
+	lower := func(col []float32, i0, i1 int, par bool) []float32 {
+		nb := i1 - i0
+		if nb == 1 && g.identity() {
+			return X[i0*inSz : (i0+1)*inSz]
 		}
-		for i := lo; i < hi; i++ {
-			xi, yi := X[i*inSz:(i+1)*inSz], Y[i*outSz:(i+1)*outSz]
-			c := xi
-			if col != nil {
-				g.im2col(col, xi)
-				c = col
+		each := func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz])
 			}
+		}
+		if par {
+			tensor.Parallel(nb, 1, func(_, lo, hi int) { each(lo, hi) })
+		} else {
+			each(0, nb)
+		}
+		return col[:K*nb*P]
+	}
+	gemm := func(par bool) func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int) {
+		if par {
+			return tensor.Gemm
+		}
+		return tensor.GemmSerial
+	}
+	// Run fn over the groups: in parallel (serial GEMMs) when there are
+	// enough groups, else in order with parallel kernels inside.
+	overGroups := func(fn func(worker, grp int, par bool)) {
+		if groups >= tensor.Threads() {
+			tensor.Parallel(groups, 1, func(wk, lo, hi int) {
+				for grp := lo; grp < hi; grp++ {
+					fn(wk, grp, false)
+				}
+			})
+			return
+		}
+		for grp := 0; grp < groups; grp++ {
+			fn(0, grp, true)
+		}
+	}
+	var bias []float32
+	if b != nil {
+		bias = b.Value.Data
+	}
+	overGroups(func(_, grp int, par bool) {
+		i0, i1 := grp*G, min(n, (grp+1)*G)
+		nb := i1 - i0
+		col := getBuf(K * G * P)
+		defer putBuf(col)
+		c := lower(col, i0, i1, par)
+		if nb == 1 {
+			yi := Y[i0*outSz : i1*outSz]
 			beta := float32(0)
-			if b != nil {
-				for oc, bv := range b.Value.Data {
+			if bias != nil {
+				for oc, bv := range bias {
 					fill(yi[oc*P:(oc+1)*P], bv)
 				}
 				beta = 1
 			}
-			tensor.GemmSerial(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
+			gemm(par)(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
+			return
+		}
+		tmp := getBuf(o * G * P)
+		defer putBuf(tmp)
+		gemm(par)(false, false, o, nb*P, K, 1, W, K, c, nb*P, 0, tmp, nb*P)
+		for j := 0; j < nb; j++ { // scatter [o, j, p] -> [j, o, p]
+			yi := Y[(i0+j)*outSz : (i0+j+1)*outSz]
+			for oc := 0; oc < o; oc++ {
+				src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
+				dst := yi[oc*P : (oc+1)*P]
+				if bias == nil {
+					copy(dst, src)
+					continue
+				}
+				for q, v := range src {
+					dst[q] = v + bias[oc]
+				}
+			}
 		}
 	})
 	v := newVar(out, x, w, b)
 	if v.requiresGrad {
 		v.backward = func() {
-			G := v.Grad.Data
+			Gd := v.Grad.Data
 			var gx []float32
 			if x.needs() {
 				gx = x.grad()
 			}
-			nw := tensor.Workers(n, 1)
+			nw := tensor.Workers(groups, 1)
 			var parts [][]float32
 			if w.needs() {
-				parts = make([][]float32, nw)
+				if groups >= tensor.Threads() {
+					parts = make([][]float32, nw)
+				} else {
+					parts = [][]float32{w.grad()}
+				}
 			}
-			tensor.Parallel(n, 1, func(wk, lo, hi int) {
-				var col, dcol, dw []float32
-				if !g.identity() {
-					col, dcol = getBuf(K*P), getBuf(K*P)
-					defer putBuf(col)
-					defer putBuf(dcol)
-				}
-				if parts != nil {
-					dw = getBuf(o * K)
-					clear(dw)
-					parts[wk] = dw
-				}
-				for i := lo; i < hi; i++ {
-					xi, gi := X[i*inSz:(i+1)*inSz], G[i*outSz:(i+1)*outSz]
-					if dw != nil { // dW += dY·colᵀ
-						c := xi
-						if col != nil {
-							g.im2col(col, xi)
-							c = col
+			overGroups(func(wk, grp int, par bool) {
+				i0, i1 := grp*G, min(n, (grp+1)*G)
+				nb := i1 - i0
+				// dY of the group as [o, nb·P].
+				dy := Gd[i0*outSz : i1*outSz]
+				if nb > 1 {
+					dy = getBuf(o * G * P)[:o*nb*P]
+					defer putBuf(dy[:o*G*P])
+					for j := 0; j < nb; j++ {
+						for oc := 0; oc < o; oc++ {
+							copy(dy[oc*nb*P+j*P:oc*nb*P+(j+1)*P], Gd[(i0+j)*outSz+oc*P:(i0+j)*outSz+(oc+1)*P])
 						}
-						tensor.GemmSerial(false, true, o, K, P, 1, gi, P, c, P, 1, dw, K)
 					}
-					if gx != nil { // dcol = Wᵀ·dY, then col2im
-						gxi := gx[i*inSz : (i+1)*inSz]
-						if dcol == nil {
-							tensor.GemmSerial(true, false, K, P, o, 1, W, K, gi, P, 1, gxi, P)
-						} else {
-							tensor.GemmSerial(true, false, K, P, o, 1, W, K, gi, P, 0, dcol, P)
-							g.col2im(gxi, dcol)
-						}
+				}
+				if parts != nil { // dW += dY·colᵀ
+					if parts[wk] == nil {
+						parts[wk] = getBuf(o * K)
+						clear(parts[wk])
+					}
+					col := getBuf(K * G * P)
+					defer putBuf(col)
+					c := lower(col, i0, i1, par)
+					gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[wk], K)
+				}
+				if gx != nil { // dcol = Wᵀ·dY, then col2im
+					if nb == 1 && g.identity() {
+						gemm(par)(true, false, K, P, o, 1, W, K, dy, P, 1, gx[i0*inSz:i1*inSz], P)
+						return
+					}
+					dcol := getBuf(K * G * P)
+					defer putBuf(dcol)
+					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
+					for j := 0; j < nb; j++ {
+						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P)
 					}
 				}
 			})
-			if parts != nil {
+			if parts != nil && groups >= tensor.Threads() {
 				gw := w.grad()
 				for _, p := range parts {
 					if p == nil {
@@ -242,11 +319,7 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 				gb := b.grad()
 				for i := 0; i < n; i++ {
 					for oc := 0; oc < o; oc++ {
-						var s float32
-						for _, a := range G[i*outSz+oc*P : i*outSz+(oc+1)*P] {
-							s += a
-						}
-						gb[oc] += s
+						gb[oc] += float32(sum32(Gd[i*outSz+oc*P : i*outSz+(oc+1)*P]))
 					}
 				}
 			}
@@ -292,7 +365,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 			yi := Y[i*outSz : (i+1)*outSz]
 			// col = Wᵀ·x  ([K, cin]·[cin, P])
 			tensor.GemmSerial(true, false, K, P, cin, 1, W, K, X[i*inSz:], P, 0, col, P)
-			g.col2im(yi, col)
+			g.col2im(yi, col, P)
 			if b != nil {
 				for oc, bv := range b.Value.Data {
 					for j := range yi[oc*oh*ow : (oc+1)*oh*ow] {
@@ -325,7 +398,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 					parts[wk] = dw
 				}
 				for i := lo; i < hi; i++ {
-					g.im2col(col, G[i*outSz:(i+1)*outSz])
+					g.im2col(col, P, G[i*outSz:(i+1)*outSz])
 					if gx != nil { // dx = W·im2col(dY)
 						tensor.GemmSerial(false, false, cin, P, K, 1, W, K, col, P, 1, gx[i*inSz:], P)
 					}

@@ -196,6 +196,28 @@ func TestGradients(t *testing.T) {
 	}
 }
 
+// TestConvGrouping checks Conv2d with every image grouping: one image per
+// GEMM, groups with a remainder, and the whole batch in one GEMM, on 1 and 2
+// threads (parallel groups vs parallel GEMMs).
+func TestConvGrouping(t *testing.T) {
+	defer func(m, th int) { minGemmCols = m; tensor.SetThreads(th) }(minGemmCols, tensor.Threads())
+	for _, cols := range []int{1, 32, 1 << 20} { // P = 16: G = 1, 2, N
+		for _, th := range []int{1, 2} {
+			t.Run(fmt.Sprintf("cols%d/threads%d", cols, th), func(t *testing.T) {
+				minGemmCols = cols
+				tensor.SetThreads(th)
+				r := rand.New(rand.NewPCG(4, 4))
+				in := []*Var{Param(randT(r, 5, 2, 4, 4)), Param(randT(r, 3, 2, 3, 3)), Param(randT(r, 3))}
+				checkGrads(t, in, func() *Var { return Conv2d(in[0], in[1], in[2], 1, 1) })
+				in1 := []*Var{Param(randT(r, 5, 2, 4, 4)), Param(randT(r, 3, 2, 1, 1))}
+				checkGrads(t, in1, func() *Var { return Conv2d(in1[0], in1[1], nil, 1, 0) })
+				in2 := []*Var{Param(randT(r, 3, 2, 7, 6)), Param(randT(r, 3, 2, 3, 3))}
+				checkGrads(t, in2, func() *Var { return Conv2d(in2[0], in2[1], nil, 2, 1) })
+			})
+		}
+	}
+}
+
 // TestGradientsThreads repeats a parallel op's check with several thread
 // counts so the split paths are exercised.
 func TestGradientsThreads(t *testing.T) {
