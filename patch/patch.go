@@ -85,7 +85,9 @@ func Decode(path string) (image.Image, error) {
 	return img, nil
 }
 
-// Extract crops one patch per spot of sec. The image is decoded once and
+// Extract crops one patch per spot of sec. The image is opened with
+// OpenImage: a tiled TIFF (or, with -tags openslide, a whole-slide file) is
+// read tile by tile with bounded memory, anything else is decoded once and
 // dropped when Extract returns. Spots whose crop leaves the image are
 // listed in Set.Skipped (and logged), with a nil patch.
 func Extract(ctx context.Context, sec *section.Section, opt Options) (*Set, error) {
@@ -93,11 +95,19 @@ func Extract(ctx context.Context, sec *section.Section, opt Options) (*Set, erro
 	if sec.Image == nil {
 		return nil, fmt.Errorf("patch: section %s has no image", sec.Name)
 	}
-	img, err := Decode(sec.Image.Path)
+	img, done, err := OpenImage(sec.Image.Path)
 	if err != nil {
 		return nil, err
 	}
-	return extract(ctx, sec, img, opt)
+	defer done()
+	set, err := extract(ctx, sec, img, opt)
+	if err != nil {
+		return nil, err
+	}
+	if lazy, ok := img.(rgbImage); ok && lazy.Err() != nil {
+		return nil, fmt.Errorf("section %s: %w", sec.Name, lazy.Err())
+	}
+	return set, nil
 }
 
 func extract(ctx context.Context, sec *section.Section, img image.Image, opt Options) (*Set, error) {
@@ -215,6 +225,8 @@ func (r *resampler) crop(x0, y0, side float64) []uint8 {
 // pixelFunc returns a fast 8-bit RGB accessor for the common image types.
 func pixelFunc(img image.Image) func(x, y int) (uint8, uint8, uint8) {
 	switch m := img.(type) {
+	case rgbImage:
+		return m.rgb8
 	case *image.YCbCr:
 		return func(x, y int) (uint8, uint8, uint8) {
 			yi, ci := m.YOffset(x, y), m.COffset(x, y)

@@ -56,11 +56,16 @@ func Tiles(ctx context.Context, sec *section.Section, opt Options, n int, rng *r
 	if sec.Image == nil {
 		return nil, fmt.Errorf("patch: section %s has no image", sec.Name)
 	}
-	img, err := Decode(sec.Image.Path)
+	img, done, err := OpenImage(sec.Image.Path)
 	if err != nil {
 		return nil, err
 	}
-	return tiles(ctx, sec, img, opt, n, rng)
+	defer done()
+	set, err := tiles(ctx, sec, img, opt, n, rng)
+	if lazy, ok := img.(rgbImage); ok && err == nil && lazy.Err() != nil {
+		return nil, fmt.Errorf("section %s: %w", sec.Name, lazy.Err())
+	}
+	return set, err
 }
 
 func tiles(ctx context.Context, sec *section.Section, img image.Image, opt Options, n int, rng *rand.Rand) (*Set, error) {
