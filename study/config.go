@@ -79,6 +79,11 @@ type Config struct {
 	// LOSOFractions are the label fractions of the leave-one-section-out
 	// evaluation. Default [1].
 	LOSOFractions []float64 `json:"loso_fractions"`
+	// LOSORaw turns off the per-section z-scoring of features in the
+	// leave-one-section-out evaluation (by default every section's features
+	// are standardised over all of its spots, an unsupervised alignment
+	// against batch effects between patients). Default false.
+	LOSORaw bool `json:"loso_raw"`
 	// Folds of the stratified k-fold within a target section. Default 5.
 	Folds int `json:"folds"`
 	// Seeds is the number of evaluation seeds (0..Seeds-1): each draws its

@@ -72,6 +72,10 @@ type Design struct {
 	// kept for the maps.
 	MapFraction float64
 	Workers     int
+	// SectionStandardize z-scores every LOSO section's features over all
+	// of its spots before pooling (an unsupervised per-section alignment
+	// against batch effects between patients).
+	SectionStandardize bool
 	// Cluster adds unsupervised k-means rows (eval "cluster") per
 	// single-block setting and KFold section.
 	Cluster bool
@@ -503,6 +507,13 @@ func (d *Design) runLOSO(ctx context.Context, j job, done map[string]bool, add f
 	)
 	for ti, t := range d.LOSO {
 		bs := j.set.Blocks[t.Name]
+		if d.SectionStandardize {
+			z := make([]fuse.Block, len(bs))
+			for bi, b := range bs {
+				z[bi] = fuse.Block{X: fuse.Standardize(b.X, len(t.Y), b.D, 1), D: b.D}
+			}
+			bs = z
+		}
 		lab := t.labelled()
 		part := take(bs, lab)
 		if blocks == nil {

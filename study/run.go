@@ -543,7 +543,7 @@ func (r *runner) evaluate(ctx context.Context) (*Results, error) {
 	}
 	d := &Design{Study: cfg.Name, Classes: r.classes, KFold: r.targets, LOSO: r.loso, Sets: r.sets,
 		Fractions: cfg.Fractions, LOSOFractions: cfg.LOSOFractions, Folds: cfg.Folds, Seeds: cfg.Seeds,
-		MapFraction: cfg.MapFraction, Workers: cfg.Workers, Cluster: true}
+		MapFraction: cfg.MapFraction, Workers: cfg.Workers, Cluster: true, SectionStandardize: !cfg.LOSORaw}
 	out, err := Evaluate(ctx, d, rf, done, r.prog)
 	if err != nil {
 		return nil, err
