@@ -403,6 +403,13 @@ func (b *Bundle) Predict(ctx context.Context, sec *section.Section, opt PredictO
 			}
 		}
 	}
+	if len(groups) == 0 {
+		why := "no usable input"
+		if f.ExprErr != nil {
+			why = f.ExprErr.Error()
+		}
+		return nil, fmt.Errorf("classify: no spot of section %s can be labelled with modality %q (%s)", sec.Name, opt.Modality, why)
+	}
 	for _, mod := range modalities {
 		idx := groups[mod]
 		if len(idx) == 0 {
