@@ -109,7 +109,7 @@ Writes --out/expr_bench.tsv.`,
 				b := now()
 				emb, d := enc.Embed(ed.X, ed.N, ed.Batch)
 				methods = append(methods, method{task, emb, d, b.wall.Sub(a.wall).Seconds(), b.cpu - a.cpu})
-				if err := enc.Save(filepath.Join(out, task, "encoder.safetensors"), map[string]string{"task": task}); err != nil {
+				if err := writeExprOutputs(filepath.Join(out, task), enc, ed, task); err != nil {
 					return err
 				}
 			}
