@@ -114,8 +114,8 @@ func (h *History) WritePNG(w io.Writer) error {
 	}
 	if lo > 0 && hi/lo > 10 {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Min, p.Y.Max = lo/1.1, hi*1.1
+		p.Y.Tick.Marker = logTicks{}
+		p.Y.Min, p.Y.Max = lo/1.1, hi*3 // headroom for the legend
 	}
 	window := max(1, len(h.Steps)/100)
 	for i, t := range termOrder(h.Loss) {
@@ -198,4 +198,20 @@ func termOrder(m map[string][]float64) []string {
 		}
 	}
 	return out
+}
+
+// logTicks labels a log axis at 1, 2 and 5 times the powers of ten.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v >= lo && v <= hi {
+				ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 3, 64)})
+			}
+		}
+	}
+	return ticks
 }
