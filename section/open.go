@@ -2,6 +2,7 @@ package section
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,30 @@ func Open(path string, opt Options) (*Section, error) {
 			return nil, err
 		}
 	}
+	warnEmptySpots(s, path)
 	return s, nil
+}
+
+// warnEmptySpots logs spots whose counts are all zero: they are kept (the
+// matrix is what the file says) but carry no expression.
+func warnEmptySpots(s *Section, path string) {
+	n, first := 0, ""
+	for i := 0; i < s.Counts.Rows; i++ {
+		empty := true
+		for _, v := range s.Counts.Data[s.Counts.Indptr[i]:s.Counts.Indptr[i+1]] {
+			empty = empty && v == 0
+		}
+		if empty {
+			if n == 0 {
+				first = s.Spots[i].ID
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		slog.Warn("spots with all-zero counts: they carry no expression; filter them (QC min counts) or check the counts file",
+			"file", path, "section", s.Name, "spots", n, "first", first)
+	}
 }
 
 // The readers Open dispatches to (variables so the files could land
