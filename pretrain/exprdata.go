@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/spotfuse/spotfuse/patch"
 	"github.com/spotfuse/spotfuse/preprocess"
@@ -90,9 +91,15 @@ func BuildExprData(secs []*section.Section, opt ExprDataOptions) (*ExprData, err
 	} else {
 		gm, err := preprocess.MatchGenes(false, lists...)
 		if err != nil {
-			return nil, fmt.Errorf("pretrain: %w", err)
+			return nil, fmt.Errorf("pretrain: sections %s: %w (check that they use the same gene naming, e.g. symbols vs Ensembl ids)", sectionSources(secs), err)
 		}
 		shared := len(gm.Genes)
+		for _, sec := range secs {
+			if d := len(sec.Genes) - shared; d > 0 && d*10 >= len(sec.Genes) {
+				slog.Warn("pretrain: sections share only some genes; genes absent from any section are dropped",
+					"section", sec.Name, "source", sec.Source, "genes", len(sec.Genes), "shared", shared, "dropped", d)
+			}
+		}
 		if opt.HVG > shared {
 			return nil, fmt.Errorf("pretrain: asked for %d highly variable genes but the %d sections share only %d genes", opt.HVG, len(secs), shared)
 		}
@@ -220,4 +227,13 @@ func BuildCrossData(ctx context.Context, secs []*section.Section, genes []string
 		d.Col = append(d.Col, secs[s].Spots[sp].Col)
 	}
 	return d, pool, nil
+}
+
+// sectionSources lists sections as "name (source)" for error messages.
+func sectionSources(secs []*section.Section) string {
+	parts := make([]string, len(secs))
+	for i, s := range secs {
+		parts[i] = fmt.Sprintf("%s (%s)", s.Name, s.Source)
+	}
+	return strings.Join(parts, ", ")
 }
