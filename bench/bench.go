@@ -105,9 +105,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}, nil
 }
 
-// MemoryProbe builds cfg.Model, runs steps training steps and returns the
-// process's peak resident memory (VmHWM) before and after them, in bytes.
-func MemoryProbe(cfg Config, steps int) (before, after int64, err error) {
+// MemoryProbe builds cfg.Model, resets the process's peak-RSS mark, runs
+// steps training steps and returns the resident memory before them (VmRSS)
+// and the peak during them (VmHWM), in bytes.
+func MemoryProbe(cfg Config, steps int) (before, peak int64, err error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	m, err := NewModel(cfg.Model, cfg.Classes, rng)
 	if err != nil {
@@ -117,31 +118,36 @@ func MemoryProbe(cfg Config, steps int) (before, after int64, err error) {
 	params := nn.Params(m)
 	opt := nn.NewAdamW(1e-3, 1e-2)
 	runtime.GC()
-	if before, err = PeakRSS(); err != nil {
+	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return 0, 0, fmt.Errorf("bench: reset peak RSS: %w", err)
+	}
+	if before, err = procStatus("VmRSS:"); err != nil {
 		return 0, 0, err
 	}
 	for i := 0; i < steps; i++ {
 		TrainStep(m, opt, params, x, y)
 	}
-	after, err = PeakRSS()
-	return before, after, err
+	peak, err = procStatus("VmHWM:")
+	return before, peak, err
 }
 
-// PeakRSS returns the process's peak resident set size (VmHWM) in bytes.
-func PeakRSS() (int64, error) {
+// procStatus returns a memory field ("VmRSS:", "VmHWM:") of
+// /proc/self/status in bytes.
+func procStatus(field string) (int64, error) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("bench: parse VmHWM %q: %w", line, err)
+				return 0, fmt.Errorf("bench: parse %q: %w", line, err)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("bench: no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("bench: no %s in /proc/self/status", field)
 }

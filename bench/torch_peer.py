@@ -3,11 +3,10 @@
 thread count, timed the same way. Prints one JSON object.
 
     torch_peer.py --model conv4 --batch 64 --size 64 --steps 10 --threads 2
-    torch_peer.py --mem-probe ...   # peak RSS before/after two training steps
+    torch_peer.py --mem-probe ...   # RSS before and peak RSS during two training steps
 """
 import argparse
 import json
-import resource
 import time
 
 import torch
@@ -40,8 +39,12 @@ def make(name, classes):
     return torchvision.models.resnet18(num_classes=classes)
 
 
-def peak_rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no " + field)
 
 
 def main():
@@ -70,10 +73,13 @@ def main():
 
     m.train()
     if a.mem_probe:
-        before = peak_rss()
+        # Reset the peak-RSS mark (VmHWM) so the import of torch does not count.
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS:")
         for _ in range(2):
             step()
-        print(json.dumps({"before": before, "after": peak_rss()}))
+        print(json.dumps({"before": before, "after": status("VmHWM:")}))
         return
     for _ in range(a.warmup):
         step()

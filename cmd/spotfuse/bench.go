@@ -138,7 +138,7 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads int, python string, 
 		return fmt.Errorf("memory probe printed %q: %w", out, err)
 	}
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
-	fmt.Fprintf(w, "  peak RSS, 2 training steps:  spotfuse %.0f MB (+%.0f MB over model+data)", mb(mem.After), mb(mem.After-mem.Before))
+	fmt.Fprintf(w, "  peak RSS in 2 training steps:  spotfuse %.0f MB (+%.0f MB over the RSS before)", mb(mem.After), mb(mem.After-mem.Before))
 	if peer != nil {
 		if tm, err := bench.RunTorch(ctx, python, cfg, threads, true); err == nil {
 			fmt.Fprintf(w, ", torch %.0f MB (+%.0f MB)", mb(tm.After), mb(tm.After-tm.Before))
