@@ -80,6 +80,10 @@ type ExprConfig struct {
 	// KLWarmup (nbvae): fraction of Loop.Steps over which the weight of
 	// the KL term rises linearly from 0 to 1 (default 0.5; <0 = no warm-up).
 	KLWarmup float64
+	// KLWeight (nbvae) is the final weight of the KL term (default 1, the
+	// ELBO; larger values press the latent harder towards the prior and
+	// so away from information the decoder gets from the section covariate).
+	KLWeight float64
 	// HeldOut is the fraction of spots kept out of training to measure the
 	// held-out loss (default 0.05, at most 2,000 spots; <0 = none).
 	HeldOut float64
@@ -92,7 +96,7 @@ func DefaultExprConfig() ExprConfig {
 	loop := DefaultLoop()
 	loop.Steps, loop.Batch, loop.CheckpointEvery, loop.LogEvery = 2000, 256, 500, 100
 	return ExprConfig{Task: "nbvae", Latent: 32, Hidden: 256, Dropout: 0.1, Norm: "layer",
-		MaskFrac: 0.3, KLWarmup: 0.5, HeldOut: 0.05, Loop: loop}
+		MaskFrac: 0.3, KLWarmup: 0.5, KLWeight: 1, HeldOut: 0.05, Loop: loop}
 }
 
 func (c ExprConfig) withDefaults() ExprConfig {
@@ -118,6 +122,9 @@ func (c ExprConfig) withDefaults() ExprConfig {
 	if c.KLWarmup == 0 {
 		c.KLWarmup = d.KLWarmup
 	}
+	if c.KLWeight == 0 {
+		c.KLWeight = d.KLWeight
+	}
 	if c.HeldOut == 0 {
 		c.HeldOut = d.HeldOut
 	}
@@ -131,6 +138,8 @@ func (c ExprConfig) validate() error {
 		return fmt.Errorf("pretrain: expression task %q: want \"nbvae\" or \"masked\"", c.Task)
 	case c.Task == "masked" && !(c.MaskFrac > 0 && c.MaskFrac < 1):
 		return fmt.Errorf("pretrain: MaskFrac = %g, want a fraction in (0, 1)", c.MaskFrac)
+	case c.Task == "nbvae" && !(c.KLWeight > 0):
+		return fmt.Errorf("pretrain: KLWeight = %g, want a positive weight", c.KLWeight)
 	case c.HeldOut >= 0.5:
 		return fmt.Errorf("pretrain: HeldOut = %g, want a fraction below 0.5", c.HeldOut)
 	}
@@ -252,9 +261,9 @@ func (t *exprTask) Buffers() map[string]*tensor.Tensor {
 func (t *exprTask) Step(ctx context.Context, step int, rng *rand.Rand) (*nn.Var, map[string]float64, error) {
 	idx := sampleDistinct(rng, t.train, min(t.cfg.Loop.Batch, len(t.train)))
 	if t.nb != nil {
-		w := 1.0
+		w := t.cfg.KLWeight
 		if warm := t.cfg.KLWarmup * float64(t.cfg.Loop.Steps); warm > 0 {
-			w = min(1, float64(step)/warm)
+			w *= min(1, float64(step)/warm)
 		}
 		return t.vaeLoss(idx, w, true, rng)
 	}
@@ -263,7 +272,7 @@ func (t *exprTask) Step(ctx context.Context, step int, rng *rand.Rand) (*nn.Var,
 
 // HeldOut measures the loss on the held-out spots in eval mode with masks
 // (masked) drawn from a fixed seed and the posterior mean as latent
-// (nbvae), with full KL weight.
+// (nbvae), with the final KL weight.
 func (t *exprTask) HeldOut(ctx context.Context) (map[string]float64, error) {
 	if len(t.held) == 0 {
 		return map[string]float64{}, nil
@@ -278,7 +287,7 @@ func (t *exprTask) HeldOut(ctx context.Context) (map[string]float64, error) {
 			var loss *nn.Var
 			var tm map[string]float64
 			if t.nb != nil {
-				loss, tm, _ = t.vaeLoss(idx, 1, false, rng)
+				loss, tm, _ = t.vaeLoss(idx, t.cfg.KLWeight, false, rng)
 			} else {
 				loss, tm, _ = t.maskedLoss(idx, false, rng)
 			}

@@ -74,7 +74,7 @@ func newPretrainExprCmd() *cobra.Command {
 	var lf loopFlags
 	var data, sections, task, norm, out string
 	var hvg, latent, hidden int
-	var maskFrac, klWarmup, held, dropout float64
+	var maskFrac, klWarmup, klWeight, held, dropout float64
 	d := pretrain.DefaultExprConfig()
 	cmd := &cobra.Command{
 		Use:   "expr",
@@ -114,7 +114,7 @@ embeddings.tsv (section, spot, one column per latent dimension, for every spot).
 			}
 			slog.Info("expression data", "sections", len(secs), "spots", ed.N, "genes", ed.G, "seconds", time.Since(start).Seconds())
 			cfg := pretrain.ExprConfig{Task: task, Latent: latent, Hidden: hidden, Dropout: dropout, Norm: norm,
-				MaskFrac: maskFrac, KLWarmup: klWarmup, HeldOut: held, Loop: loop}
+				MaskFrac: maskFrac, KLWarmup: klWarmup, KLWeight: klWeight, HeldOut: held, Loop: loop}
 			enc, hist, err := pretrain.TrainExpression(ctx, ed, cfg, prog)
 			if err != nil {
 				return err
@@ -142,6 +142,7 @@ embeddings.tsv (section, spot, one column per latent dimension, for every spot).
 	fl.StringVar(&norm, "norm", d.Norm, "normalisation layer: layer or batch")
 	fl.Float64Var(&maskFrac, "mask", d.MaskFrac, "masked: hide a fraction in [mask/2, mask] of each spot's genes")
 	fl.Float64Var(&klWarmup, "kl-warmup", d.KLWarmup, "nbvae: fraction of steps over which the KL weight rises to 1")
+	fl.Float64Var(&klWeight, "kl-weight", d.KLWeight, "nbvae: final weight of the KL term (1 = ELBO)")
 	fl.Float64Var(&held, "held", d.HeldOut, "fraction of spots held out for the held-out loss")
 	fl.StringVar(&out, "out", "", "output directory (required)")
 	return cmd

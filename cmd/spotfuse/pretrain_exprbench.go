@@ -45,6 +45,7 @@ func newPretrainExprBenchCmd() *cobra.Command {
 	var data, labelled, tasks, out string
 	var hvg, steps, batch, threads, k, pcs int
 	var seed uint64
+	var klWeight float64
 	cmd := &cobra.Command{
 		Use:   "expr-bench",
 		Short: "Measure the expression encoders: section mixing, region separation and cost, against PCA",
@@ -100,6 +101,7 @@ Writes --out/expr_bench.tsv.`,
 				cfg := pretrain.DefaultExprConfig()
 				cfg.Task = task
 				cfg.Loop.Steps, cfg.Loop.Batch, cfg.Loop.Seed = steps, batch, seed
+				cfg.KLWeight = klWeight
 				cfg.Loop.Dir = filepath.Join(out, task)
 				a := now()
 				enc, _, err := pretrain.TrainExpression(ctx, ed, cfg, prog)
@@ -205,6 +207,7 @@ Writes --out/expr_bench.tsv.`,
 	fl.IntVar(&k, "k", 30, "neighbours for the section entropy")
 	fl.IntVar(&threads, "threads", 0, "worker threads (0 = all CPUs)")
 	fl.Uint64Var(&seed, "seed", 1, "random seed")
+	fl.Float64Var(&klWeight, "kl-weight", 1, "nbvae: final weight of the KL term")
 	fl.StringVar(&out, "out", "", "output directory (required)")
 	return cmd
 }
