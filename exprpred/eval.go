@@ -63,6 +63,12 @@ type Config struct {
 	Lambdas []float64
 	Methods []string // default: all
 	Seed    uint64
+	// ImageEncoder, when set, replaces the per-fold image pretraining: the
+	// same (already pretrained) encoder embeds every fold. If it was
+	// pretrained on patches of the held-out sections too, that is
+	// transductive self-supervision (no expression, no labels) and must be
+	// reported as such.
+	ImageEncoder *models.ImageEncoder
 }
 
 // DefaultConfig returns the documented defaults.
@@ -319,15 +325,18 @@ func (d *data) fold(ctx context.Context, test string, prog progress.Reporter) ([
 		return rows, nil
 	}
 	start := time.Now()
-	loop := pretrain.DefaultLoop()
-	loop.Steps, loop.Batch, loop.Seed, loop.LogEvery = cfg.ImageSteps, cfg.ImageBatch, cfg.Seed, max(10, cfg.ImageSteps/5)
-	enc, _, err := pretrain.TrainImage(ctx, trPatches, cfg.PatchSize, nil,
-		pretrain.ImageConfig{Encoder: encCfg, Tasks: map[string]float64{"inpaint": 1, "colorize": 1, "contrastive": 1}, Loop: loop}, prog)
-	if err != nil {
-		return rows, err
+	enc := cfg.ImageEncoder
+	if enc == nil {
+		loop := pretrain.DefaultLoop()
+		loop.Steps, loop.Batch, loop.Seed, loop.LogEvery = cfg.ImageSteps, cfg.ImageBatch, cfg.Seed, max(10, cfg.ImageSteps/5)
+		var err error
+		enc, _, err = pretrain.TrainImage(ctx, trPatches, cfg.PatchSize, nil,
+			pretrain.ImageConfig{Encoder: encCfg, Tasks: map[string]float64{"inpaint": 1, "colorize": 1, "contrastive": 1}, Loop: loop}, prog)
+		if err != nil {
+			return rows, err
+		}
+		slog.Info("exprpred: image encoder pretrained", "test", test, "seconds", time.Since(start).Seconds())
 	}
-	pretrainSeconds := time.Since(start).Seconds()
-	slog.Info("exprpred: image encoder pretrained", "test", test, "seconds", pretrainSeconds)
 	if has(MethodPretrained) {
 		if err := ridge(MethodPretrained, func(p [][]uint8) ([]float32, int) { return enc.Embed(p, cfg.PatchSize) }, start); err != nil {
 			return rows, err

@@ -13,13 +13,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spotfuse/spotfuse/atomicfile"
+	"github.com/spotfuse/spotfuse/classify"
 	"github.com/spotfuse/spotfuse/exprpred"
+	"github.com/spotfuse/spotfuse/models"
 	"github.com/spotfuse/spotfuse/progress"
 )
 
 func init() {
 	cfg := exprpred.DefaultConfig()
-	var sections, test, methods, out string
+	var sections, test, methods, out, imageEncoder string
 	cmd := &cobra.Command{
 		Use:   "exprpred",
 		Short: "Evaluate expression prediction from H&E (ridge on image embeddings, BLEEP-like retrieval) by leave-one-section-out",
@@ -39,6 +41,16 @@ cross-modal embedding, as BLEEP).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Sections = splitList(sections)
+			if imageEncoder != "" {
+				enc, err := loadImageEncoder(imageEncoder)
+				if err != nil {
+					return err
+				}
+				if enc.Config.Downsample() > cfg.PatchSize {
+					return fmt.Errorf("exprpred: --image-encoder downsamples by %d, more than the patch size %d", enc.Config.Downsample(), cfg.PatchSize)
+				}
+				cfg.ImageEncoder = enc
+			}
 			if test != "" {
 				cfg.Test = splitList(test)
 			}
@@ -84,6 +96,7 @@ cross-modal embedding, as BLEEP).`,
 	fl.IntVar(&cfg.CrossSteps, "cross-steps", cfg.CrossSteps, "cross-modal alignment steps per fold")
 	fl.IntVar(&cfg.K, "k", cfg.K, "retrieval neighbours")
 	fl.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
+	fl.StringVar(&imageEncoder, "image-encoder", "", "use this pretrained image encoder (a model bundle directory or an encoder .safetensors) for every fold instead of pretraining per fold")
 	root.AddCommand(cmd)
 }
 
@@ -114,4 +127,20 @@ func printExprSummary(w io.Writer, rows []exprpred.Row) {
 		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\n", k, a.n, a.all/float64(a.n), a.top/float64(a.n), a.mse/float64(a.n))
 	}
 	tw.Flush()
+}
+
+// loadImageEncoder reads the image encoder of a model bundle directory or
+// of an encoder safetensors file.
+func loadImageEncoder(path string) (*models.ImageEncoder, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		b, err := classify.LoadBundle(path)
+		if err != nil {
+			return nil, err
+		}
+		if b.Image == nil {
+			return nil, fmt.Errorf("bundle %s has no image encoder", path)
+		}
+		return b.Image, nil
+	}
+	return models.LoadImageEncoder(path)
 }

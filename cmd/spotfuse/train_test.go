@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tinyConfig trains on the fixture alone: no HER2ST pool, random encoders.
+const tinyConfig = `{"pretrain_expr": [], "pretrain_images": [], "hvg": 40, "pca": 5, "patch": {"size": 16},
+ "pretrain": {"image": {"off": true, "width": 4, "depth": 2}, "expr": {"off": true, "latent": 8, "hidden": 16}}}`
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	root.SetOut(&buf)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("spotfuse %s: %v", strings.Join(args, " "), err)
+	}
+	return buf.String()
+}
+
+// TestTrainPredictDomains trains a tiny bundle on the h5ad fixture, then
+// predicts and clusters the Space Ranger fixture (the same 40 A1 spots).
+func TestTrainPredictDomains(t *testing.T) {
+	dir, _ := os.Getwd()
+	repo := filepath.Join(dir, "..", "..")
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "tiny.json")
+	if err := os.WriteFile(cfg, []byte(tinyConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(tmp, "tiny.bundle")
+	for _, feat := range []string{"pca", "encoder"} {
+		out := run(t, "train", "--config", cfg, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
+			"--expr-features", feat, "--out", bundle)
+		if !strings.Contains(out, "heads [fused expr image]") || !strings.Contains(out, "40 genes") {
+			t.Fatalf("train output: %s", out)
+		}
+	}
+
+	visium := filepath.Join(repo, "testdata/visium/A1_sub")
+	preds := filepath.Join(tmp, "preds.csv")
+	out := run(t, "predict", "--model", bundle, visium, "--labels", filepath.Join(visium, "labels.csv"), "--out", preds,
+		"--map", filepath.Join(tmp, "map.png"))
+	if !strings.Contains(out, "modality: fused 40") || !strings.Contains(out, "scored on 40 labelled spots") {
+		t.Fatalf("predict output: %s", out)
+	}
+	f, err := os.Open(preds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 41 || recs[0][0] != "spot_id" || recs[0][len(recs[0])-2] != "modality" {
+		t.Fatalf("predictions CSV: %d rows, header %v", len(recs), recs[0])
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "map.png")); err != nil {
+		t.Fatal(err)
+	}
+
+	domains := filepath.Join(tmp, "domains.csv")
+	out = run(t, "domains", "--model", bundle, filepath.Join(repo, "testdata/h5ad/A1_sub_csr.h5ad"), "--out", domains,
+		"--maps", filepath.Join(tmp, "maps"), "--smooth")
+	for _, w := range []string{"expr      kmeans-smoothed", "fused     louvain", "image     kmeans-smoothed"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("domains output lacks %q:\n%s", w, out)
+		}
+	}
+	df, err := os.Open(domains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer df.Close()
+	drecs, err := csv.NewReader(df).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drecs) != 7 {
+		t.Fatalf("domains CSV has %d rows, want 6 + header", len(drecs))
+	}
+	for _, r := range drecs[1:] {
+		if r[5] != "40" || r[6] == "NA" || r[7] == "NA" {
+			t.Fatalf("domains row %v: want 40 scored spots and finite ARI/NMI", r)
+		}
+	}
+	maps, _ := os.ReadDir(filepath.Join(tmp, "maps"))
+	if len(maps) != 6 {
+		t.Fatalf("%d domain maps, want 6", len(maps))
+	}
+}
+
+func TestScoreDomains(t *testing.T) {
+	r := scoreDomains("s", "expr", "kmeans", []int{0, 0, 1, 1, 2}, []int{1, 1, 0, 0, -1}, 0)
+	if r.Scored != 4 || r.Clusters != 3 || math.Abs(r.ARI-1) > 1e-12 || math.Abs(r.NMI-1) > 1e-12 {
+		t.Fatalf("%+v: want 4 scored spots, 3 clusters and a perfect match", r)
+	}
+	r = scoreDomains("s", "expr", "kmeans", []int{0, 1}, []int{-1, -1}, 0)
+	if !math.IsNaN(r.ARI) || r.Scored != 0 {
+		t.Fatalf("%+v: unlabelled section must have undefined scores", r)
+	}
+}
