@@ -30,20 +30,93 @@ func (g convGeom) identity() bool {
 	return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
 }
 
+// Strided convolutions read every stride-th input column. Instead of
+// gathering those one by one for each of the kh·kw kernel offsets, the image
+// is first split once into stride "phase" planes by column residue, after
+// which every row of the column matrix is a contiguous copy.
+
+// phaseWidth is the width of a phase plane.
+func (g convGeom) phaseWidth() int { return (g.w + g.stride - 1) / g.stride }
+
+// scratchSize is the length of the phase-plane buffer im2col and col2im need.
+func (g convGeom) scratchSize() int {
+	if g.stride == 1 {
+		return 0
+	}
+	return g.stride * g.c * g.h * g.phaseWidth()
+}
+
+// splitPhases writes ph[((p·c + ci)·h + i)·wp + j] = x[ci, i, j·stride + p].
+func (g convGeom) splitPhases(ph, x []float32) {
+	s, wp := g.stride, g.phaseWidth()
+	for p := 0; p < s; p++ {
+		n := (g.w - p + s - 1) / s // valid length of phase p
+		for ci := 0; ci < g.c; ci++ {
+			for i := 0; i < g.h; i++ {
+				src := x[(ci*g.h+i)*g.w : (ci*g.h+i+1)*g.w]
+				dst := ph[((p*g.c+ci)*g.h+i)*wp : ((p*g.c+ci)*g.h+i)*wp+n]
+				if n == 0 {
+					continue
+				}
+				src = src[p : p+s*(n-1)+1]
+				for j := range dst {
+					dst[j] = src[s*j]
+				}
+			}
+		}
+	}
+}
+
+// mergePhases adds the phase planes back: dx[ci, i, j·stride + p] += ph[...].
+func (g convGeom) mergePhases(dx, ph []float32) {
+	s, wp := g.stride, g.phaseWidth()
+	for p := 0; p < s; p++ {
+		n := (g.w - p + s - 1) / s
+		if n == 0 {
+			continue
+		}
+		for ci := 0; ci < g.c; ci++ {
+			for i := 0; i < g.h; i++ {
+				dst := dx[(ci*g.h+i)*g.w+p : (ci*g.h+i)*g.w+p+s*(n-1)+1]
+				src := ph[((p*g.c+ci)*g.h+i)*wp : ((p*g.c+ci)*g.h+i)*wp+n]
+				for j, v := range src {
+					dst[s*j] += v
+				}
+			}
+		}
+	}
+}
+
+// source returns, for kernel column kj, the phase plane index p (0 for
+// stride 1), the column offset q into it, and the valid output columns
+// [jlo, jhi): output column oj reads phase column oj+q.
+func (g convGeom) source(kj int) (p, q, jlo, jhi int) {
+	shift := kj - g.pad
+	s := g.stride
+	p = ((shift % s) + s) % s
+	q = (shift - p) / s
+	n := (g.w - p + s - 1) / s
+	return p, q, min(max(0, -q), g.ow), max(min(g.ow, n-q), 0)
+}
+
 // im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]
 // whose rows are ld apart: col[(ci,ki,kj)·ld + (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj]
-// (0 outside the image).
-func (g convGeom) im2col(col []float32, ld int, x []float32) {
+// (0 outside the image). scratch has g.scratchSize() elements.
+func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 	P := g.cols()
+	planes, wp := x, g.w
+	if g.stride > 1 {
+		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
+		g.splitPhases(planes, x)
+	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
-		xc := x[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
 				dst := col[r*ld : r*ld+P]
 				r++
-				// Output columns oj with 0 <= oj·s−p+kj < w.
-				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
+				p, q, jlo, jhi := g.source(kj)
+				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
 				for oi := 0; oi < g.oh; oi++ {
 					row := dst[oi*g.ow : (oi+1)*g.ow]
 					ii := oi*g.stride - g.pad + ki
@@ -53,23 +126,7 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 					}
 					clear(row[:jlo])
 					clear(row[jhi:])
-					src := xc[ii*g.w:]
-					off := jlo*g.stride + kj - g.pad
-					d := row[jlo:jhi]
-					switch g.stride {
-					case 1:
-						copy(d, src[off:off+len(d)])
-					case 2:
-						s := src[off : off+2*len(d)-1]
-						for j := range d {
-							d[j] = s[2*j]
-						}
-					default:
-						s := src[off : off+g.stride*(len(d)-1)+1]
-						for j := range d {
-							d[j] = s[g.stride*j]
-						}
-					}
+					copy(row[jlo:jhi], plane[ii*wp+jlo+q:ii*wp+jhi+q])
 				}
 			}
 		}
@@ -77,46 +134,41 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 }
 
 // col2im accumulates the column matrix col (rows ld apart) back into image
-// dx [c,h,w] (the adjoint of im2col).
-func (g convGeom) col2im(dx, col []float32, ld int) {
+// dx [c,h,w] (the adjoint of im2col). scratch has g.scratchSize() elements.
+func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32) {
 	P := g.cols()
+	planes, wp := dx, g.w
+	if g.stride > 1 {
+		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
+		clear(planes)
+	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
-		xc := dx[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			for kj := 0; kj < g.kw; kj++ {
 				src := col[r*ld : r*ld+P]
 				r++
-				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
+				p, q, jlo, jhi := g.source(kj)
+				if jlo >= jhi {
+					continue
+				}
+				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
 				for oi := 0; oi < g.oh; oi++ {
 					ii := oi*g.stride - g.pad + ki
-					if ii < 0 || ii >= g.h || jlo >= jhi {
+					if ii < 0 || ii >= g.h {
 						continue
 					}
-					row := src[oi*g.ow : (oi+1)*g.ow]
-					dst := xc[ii*g.w:]
-					off := jlo*g.stride + kj - g.pad
-					r := row[jlo:jhi]
-					switch g.stride {
-					case 1:
-						d := dst[off : off+len(r)]
-						for j, v := range r {
-							d[j] += v
-						}
-					case 2:
-						d := dst[off : off+2*len(r)-1]
-						for j, v := range r {
-							d[2*j] += v
-						}
-					default:
-						d := dst[off : off+g.stride*(len(r)-1)+1]
-						for j, v := range r {
-							d[g.stride*j] += v
-						}
+					row := src[oi*g.ow+jlo : oi*g.ow+jhi]
+					d := plane[ii*wp+jlo+q : ii*wp+jhi+q]
+					for j, v := range row {
+						d[j] += v
 					}
 				}
 			}
 		}
+	}
+	if g.stride > 1 {
+		g.mergePhases(dx, planes)
 	}
 }
 
@@ -177,8 +229,10 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 			return X[i0*inSz : (i0+1)*inSz]
 		}
 		each := func(lo, hi int) {
+			scratch := getBuf(max(1, g.scratchSize()))
+			defer putBuf(scratch)
 			for j := lo; j < hi; j++ {
-				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz])
+				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz], scratch)
 			}
 		}
 		if par {
@@ -298,8 +352,10 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 					dcol := getBuf(K * G * P)
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
+					scratch := getBuf(max(1, g.scratchSize()))
+					defer putBuf(scratch)
 					for j := 0; j < nb; j++ {
-						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P)
+						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, scratch)
 					}
 				}
 			})
@@ -361,11 +417,13 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 	tensor.Parallel(n, 1, func(_, lo, hi int) {
 		col := getBuf(K * P)
 		defer putBuf(col)
+		scratch := getBuf(max(1, g.scratchSize()))
+		defer putBuf(scratch)
 		for i := lo; i < hi; i++ {
 			yi := Y[i*outSz : (i+1)*outSz]
 			// col = Wᵀ·x  ([K, cin]·[cin, P])
 			tensor.GemmSerial(true, false, K, P, cin, 1, W, K, X[i*inSz:], P, 0, col, P)
-			g.col2im(yi, col, P)
+			g.col2im(yi, col, P, scratch)
 			if b != nil {
 				for oc, bv := range b.Value.Data {
 					for j := range yi[oc*oh*ow : (oc+1)*oh*ow] {
@@ -391,6 +449,8 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 			tensor.Parallel(n, 1, func(wk, lo, hi int) {
 				col := getBuf(K * P)
 				defer putBuf(col)
+				scratch := getBuf(max(1, g.scratchSize()))
+				defer putBuf(scratch)
 				var dw []float32
 				if parts != nil {
 					dw = getBuf(cin * K)
@@ -398,7 +458,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 					parts[wk] = dw
 				}
 				for i := lo; i < hi; i++ {
-					g.im2col(col, P, G[i*outSz:(i+1)*outSz])
+					g.im2col(col, P, G[i*outSz:(i+1)*outSz], scratch)
 					if gx != nil { // dx = W·im2col(dY)
 						tensor.GemmSerial(false, false, cin, P, K, 1, W, K, col, P, 1, gx[i*inSz:], P)
 					}
