@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -221,4 +224,64 @@ func checkpointStepQuiet(path string) int {
 	}
 	n, _ := strconv.Atoi(meta["step"])
 	return n
+}
+
+// TestDivergenceStops forces non-finite losses through the real training
+// entry points (a learning rate far too high, NaN in the input) and checks
+// that training stops with an error naming the step and the likely cause,
+// and that no checkpoint holds a non-finite weight.
+func TestDivergenceStops(t *testing.T) {
+	root := fixtureRoot(t)
+	sec, err := section.Open(filepath.Join(root, "testdata", "visium", "A1_sub"), section.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildExprData([]*section.Section{sec}, ExprDataOptions{HVG: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := LoopConfig{Steps: 200, Batch: 8, CheckpointEvery: 1, LogEvery: 50, Seed: 3}
+	for _, tc := range []struct {
+		name string
+		lr   float64
+		edit func(d *ExprData)
+		want []string
+	}{
+		{"learning rate 1e30", 1e30, nil, []string{"step ", "not finite", "lower LR"}},
+		{"NaN expression value", 1e-3, func(d *ExprData) { d.X[5] = float32(math.NaN()) }, []string{"NaN"}},
+		{"infinite count", 1e-3, func(d *ExprData) { d.Counts[7] = float32(math.Inf(1)) }, []string{"Inf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dd := *d
+			dd.X = slices.Clone(d.X)
+			dd.Counts = slices.Clone(d.Counts)
+			if tc.edit != nil {
+				tc.edit(&dd)
+			}
+			l := loop
+			l.LR, l.Dir = tc.lr, t.TempDir()
+			cfg := ExprConfig{Task: "nbvae", Latent: 4, Hidden: 16, Norm: "layer", Loop: l}
+			_, _, err := TrainExpression(context.Background(), &dd, cfg, nil)
+			if err == nil {
+				t.Fatal("training did not stop")
+			}
+			t.Log(err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			ts, _, lerr := nn.LoadSafetensors(filepath.Join(l.Dir, CheckpointFile))
+			if lerr != nil {
+				return // stopped before the first checkpoint
+			}
+			for name, x := range ts {
+				for _, v := range x.Data {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("checkpoint tensor %q holds %v", name, v)
+					}
+				}
+			}
+		})
+	}
 }
