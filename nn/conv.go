@@ -117,16 +117,25 @@ func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 				r++
 				p, q, jlo, jhi := g.source(kj)
 				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
-				for oi := 0; oi < g.oh; oi++ {
+				// Output rows [ilo, ihi) read input rows inside the image.
+				ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
+				if jlo >= jhi || ilo >= ihi {
+					clear(dst)
+					continue
+				}
+				clear(dst[:ilo*g.ow])
+				clear(dst[ihi*g.ow:])
+				n := jhi - jlo
+				for oi := ilo; oi < ihi; oi++ {
 					row := dst[oi*g.ow : (oi+1)*g.ow]
-					ii := oi*g.stride - g.pad + ki
-					if ii < 0 || ii >= g.h || jlo >= jhi {
-						clear(row)
-						continue
+					for j := range jlo { // at most pad elements
+						row[j] = 0
 					}
-					clear(row[:jlo])
-					clear(row[jhi:])
-					copy(row[jlo:jhi], plane[ii*wp+jlo+q:ii*wp+jhi+q])
+					for j := jhi; j < len(row); j++ {
+						row[j] = 0
+					}
+					src := plane[(oi*g.stride-g.pad+ki)*wp+jlo+q:]
+					copy(row[jlo:jhi], src[:n])
 				}
 			}
 		}
@@ -153,11 +162,9 @@ func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32) {
 					continue
 				}
 				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
-				for oi := 0; oi < g.oh; oi++ {
+				ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
+				for oi := ilo; oi < ihi; oi++ {
 					ii := oi*g.stride - g.pad + ki
-					if ii < 0 || ii >= g.h {
-						continue
-					}
 					row := src[oi*g.ow+jlo : oi*g.ow+jhi]
 					d := plane[ii*wp+jlo+q : ii*wp+jhi+q]
 					for j, v := range row {
