@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -22,7 +23,7 @@ import (
 )
 
 func init() {
-	var model, out, mapPath, data, modality string
+	var model, out, mapPath, data, modality, h5adOut string
 	var sopt section.Options
 	cmd := &cobra.Command{
 		Use:   "predict --model BUNDLE SECTION",
@@ -40,8 +41,11 @@ image head; the modality column says which. A section with labels is also
 scored (accuracy, balanced accuracy, macro-F1 over the bundle's classes).
 
 The CSV has spot_id, x, y, array_row, array_col, label, probability,
-prob_<class>..., modality, missing_genes. Writing the predictions back into
-an .h5ad is not available yet (no h5ad writer).`,
+prob_<class>..., modality, missing_genes. For an .h5ad input (or with
+--h5ad) a copy of the section is written as .h5ad with obs columns
+spotfuse_label, spotfuse_modality (categorical), spotfuse_probability and
+spotfuse_prob_<class> (float; NaN for unlabelled spots), plus the input's
+labels when it had some; other obs columns of the input are not carried over.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if model == "" {
@@ -69,8 +73,14 @@ an .h5ad is not available yet (no h5ad writer).`,
 			}
 			printPrediction(cmd.OutOrStdout(), p)
 			fmt.Fprintf(cmd.OutOrStdout(), "predictions: %s\n", out)
-			if f, _ := section.Detect(args[0]); f == section.FormatH5AD {
-				slog.Warn("predict: the input is .h5ad but spotfuse has no h5ad writer yet; only the CSV was written", "csv", out)
+			if f, _ := section.Detect(args[0]); f == section.FormatH5AD && h5adOut == "" {
+				h5adOut = strings.TrimSuffix(out, filepath.Ext(out)) + ".h5ad"
+			}
+			if h5adOut != "" {
+				if err := writePredictionH5AD(h5adOut, p, sopt.LabelColumn); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "h5ad with predictions: %s\n", h5adOut)
 			}
 			if mapPath != "" {
 				if err := writePredictionMap(mapPath, p); err != nil {
@@ -84,6 +94,7 @@ an .h5ad is not available yet (no h5ad writer).`,
 	fl := cmd.Flags()
 	fl.StringVar(&model, "model", "", "model bundle directory (spotfuse train --out)")
 	fl.StringVar(&out, "out", "", "predictions CSV (default <section>.predictions.csv)")
+	fl.StringVar(&h5adOut, "h5ad", "", "also write the section with the predictions as obs columns to this .h5ad (default for an .h5ad input: <out>.h5ad)")
 	fl.StringVar(&mapPath, "map", "", "also draw the predicted labels on the tissue to this PNG")
 	fl.StringVar(&data, "data", "../shared/data/her2st", "HER2ST directory, for a SECTION given by name")
 	fl.StringVar(&modality, "modality", "auto", "head to use: auto, fused, expr or image")
@@ -170,4 +181,36 @@ func writePredictionMap(path string, p *classify.Prediction) error {
 		return err
 	}
 	return report.WritePNG(path, img)
+}
+
+// writePredictionH5AD writes the section with the predictions as obs columns.
+func writePredictionH5AD(path string, p *classify.Prediction, labelColumn string) error {
+	n := len(p.Label)
+	k := len(p.Classes)
+	obs := map[string][]string{"spotfuse_label": make([]string, n), "spotfuse_modality": p.Modality}
+	num := map[string][]float64{"spotfuse_probability": make([]float64, n)}
+	for c, name := range p.Classes {
+		col := make([]float64, n)
+		for i := range n {
+			col[i] = math.NaN()
+			if p.Label[i] >= 0 {
+				col[i] = p.Prob[i*k+c]
+			}
+		}
+		num["spotfuse_prob_"+strings.ReplaceAll(name, "/", "_")] = col
+	}
+	for i := range n {
+		obs["spotfuse_label"][i] = p.LabelName(i)
+		num["spotfuse_probability"][i] = math.NaN()
+		if p.Label[i] >= 0 {
+			num["spotfuse_probability"][i] = p.Prob[i*k+p.Label[i]]
+		}
+	}
+	if p.Section.Labels != nil {
+		if labelColumn == "" || strings.HasPrefix(labelColumn, "spotfuse_") {
+			labelColumn = "label"
+		}
+		obs[labelColumn] = p.Section.Labels
+	}
+	return section.WriteH5AD(path, p.Section, obs, num)
 }

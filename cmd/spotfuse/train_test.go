@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/section"
 )
 
 // tinyConfig trains on the fixture alone: no HER2ST pool, random encoders.
@@ -65,6 +67,32 @@ func TestTrainPredictDomains(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "map.png")); err != nil {
 		t.Fatal(err)
+	}
+
+	// An .h5ad input also gets an .h5ad copy with the predictions in obs.
+	h5 := filepath.Join(repo, "testdata/h5ad/A1_sub_csr.h5ad")
+	hp := filepath.Join(tmp, "csr.csv")
+	out = run(t, "predict", "--model", bundle, h5, "--out", hp)
+	if !strings.Contains(out, "h5ad with predictions: "+filepath.Join(tmp, "csr.h5ad")) {
+		t.Fatalf("predict output: %s", out)
+	}
+	back, err := section.Open(filepath.Join(tmp, "csr.h5ad"), section.Options{LabelColumn: "spotfuse_label"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, err := os.Open(hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	hrecs, err := csv.NewReader(hf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range hrecs[1:] {
+		if back.Spots[i].ID != r[0] || back.Labels[i] != r[5] {
+			t.Fatalf("spot %d: h5ad has %s %q, CSV has %s %q", i, back.Spots[i].ID, back.Labels[i], r[0], r[5])
+		}
 	}
 
 	domains := filepath.Join(tmp, "domains.csv")
