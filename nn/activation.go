@@ -11,7 +11,7 @@ import (
 // ReLU returns max(x, 0).
 func ReLU(x *Var) *Var {
 	X := x.Value.Data
-	out := tensor.New(x.Value.Shape...)
+	out := newUninit(x.Value.Shape...)
 	Y := out.Data
 	parallelFor(len(X), func(lo, hi int) {
 		y := Y[lo:hi]

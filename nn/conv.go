@@ -225,7 +225,7 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 	inSz, outSz := g.c*g.h*g.w, o*P
 	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group
 	groups := (n + G - 1) / G
-	out := tensor.New(n, o, g.oh, g.ow)
+	out := newUninit(n, o, g.oh, g.ow)
 	X, W, Y := x.Value.Data, w.Value.Data, out.Data
 
 	// lower writes the column matrix of images [i0, i1) into col (ld = nb·P),

@@ -36,7 +36,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 		panic(fmt.Sprintf("nn: BatchNorm in training needs more than one value per channel, got %v", xs))
 	}
 	X := x.Value.Data
-	out := tensor.New(xs...)
+	out := newUninit(xs...)
 	Y := out.Data
 	mean := make([]float32, c)
 	invstd := make([]float32, c)

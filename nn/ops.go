@@ -504,7 +504,7 @@ func Slice(x *Var, axis, from, to int) *Var {
 // forward, and the gradient passed through to both inputs.
 func addSame(a, b *Var) *Var {
 	A, B := a.Value.Data, b.Value.Data
-	out := tensor.New(a.Value.Shape...)
+	out := newUninit(a.Value.Shape...)
 	O := out.Data
 	parallelFor(len(O), func(lo, hi int) {
 		o, y := O[lo:hi], B[lo:hi]

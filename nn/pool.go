@@ -21,7 +21,7 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	}
 	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
 	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
-	out := tensor.New(xs[0], xs[1], oh, ow)
+	out := newUninit(xs[0], xs[1], oh, ow)
 	arg := make([]int32, out.Size()) // index within the plane of each maximum
 	X, Y := x.Value.Data, out.Data
 	tensor.Parallel(planes, 16, func(_, lo, hi int) {
@@ -160,7 +160,7 @@ func Upsample2x(x *Var) *Var {
 		panic(fmt.Sprintf("nn: Upsample2x of %v", xs))
 	}
 	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
-	out := tensor.New(xs[0], xs[1], 2*h, 2*w)
+	out := newUninit(xs[0], xs[1], 2*h, 2*w)
 	X, Y := x.Value.Data, out.Data
 	tensor.Parallel(planes, 16, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
@@ -206,4 +206,14 @@ func putBuf(s []float32) {
 	if p, ok := bufPool.Load(len(s)); ok {
 		p.(*sync.Pool).Put(&s)
 	}
+}
+
+// newUninit returns a tensor whose contents are undefined (a recycled
+// buffer), for op outputs that assign every element.
+func newUninit(shape ...int) *tensor.Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return tensor.FromSlice(getBuf(n), shape...)
 }
