@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/spotfuse/spotfuse/metrics"
 	"github.com/spotfuse/spotfuse/patch"
 	"github.com/spotfuse/spotfuse/progress"
 	"github.com/spotfuse/spotfuse/section"
@@ -484,4 +485,69 @@ func (p *Prediction) WriteCSV(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// CVScore is the stratified k-fold cross-validation of one head on the
+// labelled spots of its training section: out-of-fold predictions of all
+// folds, scored together.
+type CVScore struct {
+	Modality                    string
+	Spots, Folds                int
+	Accuracy, Balanced, MacroF1 float64
+}
+
+// CrossValidate refits each of the bundle's heads (same options) k times on
+// k−1 folds of the labelled spots of sec and scores the held-out fold. f are
+// sec's features (from FitHeads); the encoders and gene statistics are not
+// refitted: they never see labels.
+func (b *Bundle) CrossValidate(ctx context.Context, sec *section.Section, f *Features, k int, seed uint64, opt HeadOptions) ([]CVScore, error) {
+	var out []CVScore
+	nk := len(b.Meta.Classes)
+	for _, mod := range modalities {
+		if b.Heads[mod] == nil {
+			continue
+		}
+		var idx, y []int
+		for i, l := range sec.Labels {
+			if c := slices.Index(b.Meta.Classes, l); c >= 0 && f.usable(mod, i) {
+				idx = append(idx, i)
+				y = append(y, c)
+			}
+		}
+		folds, err := StratifiedKFold(y, k, seed)
+		if err != nil {
+			return nil, fmt.Errorf("classify: %s head: %w", mod, err)
+		}
+		pred := make([]int, len(y))
+		for _, fo := range folds {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			tr := make([]int, len(fo.Train))
+			ytr := make([]int, len(fo.Train))
+			for r, p := range fo.Train {
+				tr[r], ytr[r] = idx[p], y[p]
+			}
+			x, d, _ := f.Input(mod, tr)
+			h, err := FitLogReg(x, len(tr), d, ytr, nk, LogRegOptions{C: opt.C, Balanced: true})
+			if err != nil {
+				return nil, fmt.Errorf("classify: %s head: %w", mod, err)
+			}
+			te := make([]int, len(fo.Test))
+			for r, p := range fo.Test {
+				te[r] = idx[p]
+			}
+			xt, _, _ := f.Input(mod, te)
+			pt, err := h.Predict(xt, len(te))
+			if err != nil {
+				return nil, err
+			}
+			for r, p := range fo.Test {
+				pred[p] = pt[r]
+			}
+		}
+		out = append(out, CVScore{Modality: mod, Spots: len(y), Folds: k, Accuracy: metrics.Accuracy(y, pred),
+			Balanced: metrics.BalancedAccuracy(y, pred), MacroF1: metrics.MacroF1(y, pred)})
+	}
+	return out, nil
 }

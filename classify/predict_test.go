@@ -222,3 +222,38 @@ func TestPredictOptionsErrors(t *testing.T) {
 		t.Fatal("fused prediction of a section without image succeeded")
 	}
 }
+
+// TestCrossValidate: features that encode the label give perfect
+// out-of-fold scores; features of pure noise do not.
+func TestCrossValidate(t *testing.T) {
+	train := trainFixture(t)
+	b := tinyBundle(t, train, FeatEncoder)
+	delete(b.Heads, ModImage)
+	delete(b.Heads, ModFused)
+	n := train.NumSpots()
+	f := &Features{N: n, ExprD: 3, Expr: make([]float32, n*3)}
+	noise := &Features{N: n, ExprD: 3, Expr: make([]float32, n*3)}
+	for i, l := range train.Labels {
+		if c := slices.Index(b.Meta.Classes, l); c >= 0 {
+			f.Expr[i*3+c] = 1
+		}
+		for j := range 3 {
+			noise.Expr[i*3+j] = float32(math.Sin(float64(7*i + 3*j)))
+		}
+	}
+	ctx := context.Background()
+	got, err := b.CrossValidate(ctx, train, f, 3, 1, HeadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Modality != ModExpr || got[0].Spots != 40 || got[0].Accuracy != 1 || got[0].MacroF1 != 1 {
+		t.Fatalf("separable features: %+v", got)
+	}
+	again, err := b.CrossValidate(ctx, train, noise, 3, 1, HeadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Balanced > 0.9 {
+		t.Fatalf("noise features score balanced accuracy %v", again[0].Balanced)
+	}
+}

@@ -33,6 +33,7 @@ type trainOptions struct {
 	C            float64 // logistic-regression inverse L2 strength
 	MaxMissing   float64 // bundle's refusal threshold for missing genes
 	NoImage      bool    // train the expression head only
+	CV           int     // folds of a cross-validation of the heads on the training section (0 = none)
 	Version      string
 }
 
@@ -83,9 +84,13 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			start := time.Now()
-			b, err := trainBundle(ctx, cfg, opt, progress.ForTerminal())
+			b, cv, err := trainBundle(ctx, cfg, opt, progress.ForTerminal())
 			if err != nil {
 				return err
+			}
+			for _, s := range cv {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d-fold CV on %s, %s head: %d spots, accuracy %.3f, balanced accuracy %.3f, macro-F1 %.3f\n",
+					s.Folds, opt.Section, s.Modality, s.Spots, s.Accuracy, s.Balanced, s.MacroF1)
 			}
 			if err := classify.SaveBundle(out, b); err != nil {
 				return err
@@ -106,6 +111,7 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 	fl.Float64Var(&opt.C, "C", 1, "inverse L2 strength of the logistic-regression heads")
 	fl.Float64Var(&opt.MaxMissing, "max-missing", 0.2, "largest fraction of the bundle's genes a section may lack before prediction from expression is refused")
 	fl.BoolVar(&opt.NoImage, "no-image", false, "train the expression head only")
+	fl.IntVar(&opt.CV, "cv", 0, "also report a stratified k-fold cross-validation of each head on the training section (0 = off)")
 	root.AddCommand(cmd)
 }
 
@@ -134,18 +140,19 @@ func openSection(dir, name string, opt section.Options) (*section.Section, error
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // trainBundle runs the whole training of a bundle (see the train command).
-func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog progress.Reporter) (*classify.Bundle, error) {
+// With opt.CV > 1 it also cross-validates the heads on the training section.
+func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog progress.Reporter) (*classify.Bundle, []classify.CVScore, error) {
 	prog = progress.Or(prog)
 	train, err := openSection(cfg.DataDir, opt.Section, section.Options{Labels: opt.Labels, LabelColumn: opt.LabelColumn})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if train.Labels == nil {
-		return nil, fmt.Errorf("train: section %s (%s) has no labels", train.Name, train.Source)
+		return nil, nil, fmt.Errorf("train: section %s (%s) has no labels", train.Name, train.Source)
 	}
 	classes := study.Classes([]*section.Section{train}, cfg.ExcludeLabels)
 	if len(classes) < 2 {
-		return nil, fmt.Errorf("train: section %s has %d classes %v after excluding %v; need ≥ 2", train.Name, len(classes), classes, cfg.ExcludeLabels)
+		return nil, nil, fmt.Errorf("train: section %s has %d classes %v after excluding %v; need ≥ 2", train.Name, len(classes), classes, cfg.ExcludeLabels)
 	}
 
 	// The expression pool (HVG + expression pretraining) and the image pool.
@@ -153,7 +160,7 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	var poolSecs []*section.Section
 	if len(pool) > 0 {
 		if poolSecs, err = section.ReadHER2ST(ctx, cfg.DataDir, pool, 2, prog); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	secs := append([]*section.Section{train}, poolSecs...)
@@ -167,7 +174,7 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	t0 := time.Now()
 	ex, err := study.BuildExpression(secs, poolNames, cfg.HVG)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g := len(ex.Genes)
 	slog.Info("train: genes", "hvg", g, "pool sections", len(poolNames), "seconds", time.Since(t0).Seconds())
@@ -183,7 +190,7 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := &classify.Bundle{Meta: classify.Meta{
 		Format: classify.BundleFormat, Version: classify.BundleVersion, SpotfuseVersion: opt.Version,
@@ -199,7 +206,7 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 		k := min(cfg.PCA, n, g)
 		_, comp, _, err := preprocess.PCA(x, n, g, k)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b.PCAMean, b.PCAComponents = columnMeans(x, n, g), comp
 		b.Meta.Expression = classify.ExprSpec{Features: classify.FeatPCA, Components: k}
@@ -224,19 +231,19 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 			slog.Info("train: expression encoder pretrained", "task", ep.Task, "steps", ep.Steps, "spots", n, "seconds", time.Since(t0).Seconds())
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfgE := enc.Config
 		b.Expr = enc
 		b.Meta.Expression = classify.ExprSpec{Features: classify.FeatEncoder, Encoder: &cfgE, Pretrained: !ep.Off}
 	default:
-		return nil, fmt.Errorf("train: --expr-features %q: want %s or %s", opt.ExprFeatures, classify.FeatEncoder, classify.FeatPCA)
+		return nil, nil, fmt.Errorf("train: --expr-features %q: want %s or %s", opt.ExprFeatures, classify.FeatEncoder, classify.FeatPCA)
 	}
 
 	if train.Image != nil && !opt.NoImage {
 		enc, err := trainImageEncoder(ctx, cfg, train, poolSecs, prog)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ip := cfg.Pretrain.Image
 		b.Image = enc
@@ -246,10 +253,18 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	} else if train.Image == nil {
 		slog.Info("train: the training section has no image; the bundle has an expression head only", "section", train.Name)
 	}
-	if _, err := b.FitHeads(ctx, train, classify.HeadOptions{C: opt.C}, prog); err != nil {
-		return nil, err
+	hopt := classify.HeadOptions{C: opt.C}
+	f, err := b.FitHeads(ctx, train, hopt, prog)
+	if err != nil {
+		return nil, nil, err
 	}
-	return b, nil
+	var cv []classify.CVScore
+	if opt.CV > 1 {
+		if cv, err = b.CrossValidate(ctx, train, f, opt.CV, 1, hopt); err != nil {
+			return nil, nil, err
+		}
+	}
+	return b, cv, nil
 }
 
 // trainImageEncoder pretrains (or randomly initialises) the image encoder on
