@@ -53,6 +53,7 @@ func sample() *File {
 	g.Dataset("empty", []float64{})
 	g.Group("sub").Group("deeper").Attr("x", 1.5).Attr("flag", true)
 	f.Root().Group("ünï").Dataset("s", "scalar string")
+	f.Root().Group(strings.Repeat("n", 300)) // a name longer than 255 bytes
 	return f
 }
 
@@ -103,7 +104,7 @@ func TestReadBack(t *testing.T) {
 	for p := range objs {
 		paths = append(paths, p)
 	}
-	for _, want := range []string{"/obs", "/obs/sub/deeper", "/ünï/s", "/obs/_index", "/obs/bool"} {
+	for _, want := range []string{"/obs", "/obs/sub/deeper", "/ünï/s", "/obs/_index", "/obs/bool", "/" + strings.Repeat("n", 300)} {
 		if objs[want] == nil {
 			t.Fatalf("no %s in %v", want, paths)
 		}
@@ -273,7 +274,7 @@ func TestH5dump(t *testing.T) {
 	for _, want := range []string{
 		`(0): -300, 2`, `(0): -1099511627776, 2`, `(0): 1.5, -2`, `(2,0): 5, 6`, `(0): 0.287604`,
 		`(0): TRUE, FALSE, TRUE`, `(0): "x", "", "yy"`, `(0): "a", "bb", ""`, `(0): "scalar string"`,
-		`CSET H5T_CSET_UTF8`, `DATASPACE  SCALAR`, `DATASPACE  SIMPLE { ( 0 ) / ( 0 ) }`, `(0): FALSE`,
+		`CSET H5T_CSET_UTF8`, `GROUP "` + strings.Repeat("n", 300) + `"`, `DATASPACE  SCALAR`, `DATASPACE  SIMPLE { ( 0 ) / ( 0 ) }`, `(0): FALSE`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("h5dump output lacks %s", want)

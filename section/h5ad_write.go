@@ -45,7 +45,8 @@ import (
 // obs adds string obs columns (stored as categoricals; "" is a missing
 // value) and obsFloat numeric ones, each with one value per spot. Column
 // names must be unique, non-empty, without '/', and not "_index",
-// "array_row" or "array_col".
+// "array_row" or "array_col". sec.Labels is not written by itself: pass it
+// in obs to keep it.
 func WriteH5AD(path string, sec *Section, obs map[string][]string, obsFloat map[string][]float64) error {
 	f, err := buildH5AD(sec, obs, obsFloat)
 	if err != nil {

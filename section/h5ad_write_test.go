@@ -3,6 +3,7 @@ package section
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -18,9 +19,13 @@ import (
 
 // wrSection builds a deterministic synthetic section (60 spots × 40
 // genes, ~30% non-zero, two empty rows) with prediction-like obs columns.
-func wrSection() (*Section, map[string][]string, map[string][]float64) {
+func wrSection() (*Section, map[string][]string, map[string][]float64) { return wrSectionN(60) }
+
+// wrSectionN is wrSection with nSpots spots; obs column "unique" holds a
+// different value per spot, "missing" none at all.
+func wrSectionN(nSpots int) (*Section, map[string][]string, map[string][]float64) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	const nSpots, nGenes = 60, 40
+	const nGenes = 40
 	b := sparse.NewBuilder(nGenes)
 	s := &Section{Name: "A1", Batch: "A1", Source: "synthetic"}
 	regions := []string{"invasive cancer", "DCIS", "stroma", "", "fat", "immune infiltrate", "ünïcode région"}
@@ -50,7 +55,12 @@ func wrSection() (*Section, map[string][]string, map[string][]float64) {
 	}
 	s.Counts = b.Build()
 	s.Image = &Image{Path: "he.png", FromFullres: Scale(0.25), SpotDiameterPx: 25, Width: 1000, Height: 1000}
-	return s, map[string][]string{"pred": pred, "pred_run2": pred[:]}, map[string][]float64{"p_tumour": prob}
+	unique := make([]string, nSpots)
+	for i := range unique {
+		unique[i] = fmt.Sprintf("u%04d", nSpots-i)
+	}
+	obs := map[string][]string{"pred": pred, "pred_run2": pred[:], "unique": unique, "missing": make([]string, nSpots)}
+	return s, obs, map[string][]float64{"p_tumour": prob}
 }
 
 // wrSame reports how b differs from a in what an .h5ad holds.
@@ -85,6 +95,11 @@ func TestWriteH5ADRoundTrip(t *testing.T) {
 	if back.Name != "out" || back.Image != nil {
 		t.Errorf("name %q image %+v; want out, no image (pixels are not embedded)", back.Name, back.Image)
 	}
+	// A column without any value.
+	back, err = ReadH5AD(path, Options{LabelColumn: "missing"})
+	if err != nil || len(back.Labels) != s.NumSpots() || len(back.Labelled()) != 0 {
+		t.Errorf("all-missing column: %v, %d labelled", err, len(back.Labelled()))
+	}
 	// A numeric column reads as labels too, formatted; NaN is "".
 	back, err = ReadH5AD(path, Options{LabelColumn: "p_tumour"})
 	if err != nil {
@@ -103,6 +118,35 @@ func TestWriteH5ADRoundTrip(t *testing.T) {
 	img := srSmallPNG(t)
 	if _, err := ReadH5AD(path, Options{Image: img}); err == nil || !strings.Contains(err.Error(), "small.png is 40×40 but spot") {
 		t.Errorf("image override: %v", err)
+	}
+}
+
+// TestWriteH5ADManyCategories: codes switch from int8 to int16 (pandas
+// does at 127 categories) and from int16 to int32 (at 32767).
+func TestWriteH5ADManyCategories(t *testing.T) {
+	for _, tt := range []struct{ n, codeSize int }{{126, 1}, {127, 2}, {32766, 2}, {32767, 4}} {
+		n := tt.n
+		s, obs, _ := wrSectionN(n)
+		path := filepath.Join(t.TempDir(), "out.h5ad")
+		if err := WriteH5AD(path, s, map[string][]string{"unique": obs["unique"]}, nil); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadH5AD(path, Options{LabelColumn: "unique"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Labels, obs["unique"]) {
+			t.Errorf("%d categories: labels %q…, want %q…", n, back.Labels[:3], obs["unique"][:3])
+		}
+		h, err := openH5(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, err := h.shape("/obs/unique/codes")
+		h.Close()
+		if err != nil || sh.class != "integer" || sh.size != tt.codeSize {
+			t.Errorf("%d categories: codes are %+v (%v), want %d-byte integers", n, sh, err, tt.codeSize)
+		}
 	}
 }
 
