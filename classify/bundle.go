@@ -258,6 +258,9 @@ func (b *Bundle) Check() error {
 		if b.Expr == nil {
 			return errors.New("expression.features is \"encoder\" but there is no expression encoder")
 		}
+		if b.Expr.Config != e.Encoder.WithDefaults() {
+			return fmt.Errorf("field expression.encoder %+v does not describe the expression encoder %+v", *e.Encoder, b.Expr.Config)
+		}
 	case FeatPCA:
 		g := len(b.Meta.Genes)
 		if len(b.PCAMean) != g || len(b.PCAComponents) != g*e.Components {
@@ -266,6 +269,9 @@ func (b *Bundle) Check() error {
 	}
 	if (b.Image == nil) != (b.Meta.Image == nil) {
 		return errors.New("image model and image metadata disagree (one is missing)")
+	}
+	if b.Image != nil && b.Image.Config != b.Meta.Image.Encoder.WithDefaults() {
+		return fmt.Errorf("field image.encoder %+v does not describe the image encoder %+v", b.Meta.Image.Encoder, b.Image.Config)
 	}
 	if len(b.Heads) != len(b.Meta.Heads) {
 		return fmt.Errorf("%d heads but metadata lists %d", len(b.Heads), len(b.Meta.Heads))

@@ -354,3 +354,33 @@ func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestSaveBundleChecks: SaveBundle refuses a bundle whose metadata does not
+// describe its modules, and leaves no directory behind.
+func TestSaveBundleChecks(t *testing.T) {
+	sec := trainFixture(t)
+	cases := []struct {
+		name  string
+		spoil func(b *Bundle)
+		want  string
+	}{
+		{"encoder config", func(b *Bundle) { c := *b.Meta.Expression.Encoder; c.Hidden++; b.Meta.Expression.Encoder = &c }, "expression.encoder"},
+		{"image config", func(b *Bundle) { b.Meta.Image.Encoder.Width++ }, "image.encoder"},
+		{"head without metadata", func(b *Bundle) { delete(b.Meta.Heads, ModFused) }, "heads"},
+		{"no image model", func(b *Bundle) { b.Image = nil }, "image"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := tinyBundle(t, sec, FeatEncoder)
+			c.spoil(b)
+			dir := filepath.Join(t.TempDir(), "bad.bundle")
+			err := SaveBundle(dir, b)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, c.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("a refused bundle left %s behind", dir)
+			}
+		})
+	}
+}
