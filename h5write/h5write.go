@@ -9,8 +9,9 @@
 // needs an io.Writer: the file layout is computed before the first byte is
 // written.
 //
-// On-disk format (HDF5 File Format Specification 3.0; readable by libhdf5
-// 1.8 and later, h5py, anndata and github.com/scigolib/hdf5):
+// On-disk format (HDF5 File Format Specification 3.0; structures libhdf5
+// has read since 1.8; checked with libhdf5 1.10.8 through h5py 3.7, anndata
+// 0.8 and h5dump, and with github.com/scigolib/hdf5):
 //
 //	superblock version 2 (8-byte offsets and lengths, Jenkins lookup3 checksum)
 //	raw data of every dataset, contiguous, in tree order
