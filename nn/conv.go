@@ -59,6 +59,12 @@ func (g convGeom) splitPhases(ph, x []float32) {
 					continue
 				}
 				src = src[p : p+s*(n-1)+1]
+				if s == 2 { // the common case, with a constant stride
+					for j := range dst {
+						dst[j] = src[2*j]
+					}
+					continue
+				}
 				for j := range dst {
 					dst[j] = src[s*j]
 				}
