@@ -8,13 +8,13 @@
 # stops the script and leaves the failing input under
 # <package>/testdata/fuzz/<Target>/ (commit it with the fix, so it becomes
 # a regression test run by plain `go test`). FUZZ_PARALLEL sets the fuzzing
-# workers (default 1: the machine is shared).
+# workers (default 2). The execs printed are what the fuzzing engine reports: with one worker and few new inputs it under-counts (workers report only when they return), so use at least 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 secs="${1:-60}"
 pattern="${2:-.}"
-par="${FUZZ_PARALLEL:-1}"
+par="${FUZZ_PARALLEL:-2}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
