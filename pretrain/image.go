@@ -180,42 +180,46 @@ func checkPatches(what string, patches [][]uint8, size int) error {
 }
 
 // RecalibrateBN re-estimates the BatchNorm running statistics of enc as the
-// average batch statistics over patches (in order, batch at a time, at most
-// 64 batches), leaving the weights unchanged.
+// average batch statistics over patches (at most 64 batches of batch
+// patches spread evenly over the list; batch b takes every nb-th patch from
+// the b-th, so that batches mix sections), leaving the weights unchanged.
 func RecalibrateBN(enc *models.ImageEncoder, patches [][]uint8, size, batch int) {
+	sel := spread(patches, 64*batch)
+	nb := len(sel) / batch
+	if nb == 0 {
+		if len(sel) < 2 {
+			return
+		}
+		nb = 1
+	}
 	bufs := enc.Buffers()
 	acc := map[string][]float64{}
 	for k, b := range bufs {
 		acc[k] = make([]float64, len(b.Data))
 	}
-	nb := 0
 	nn.NoGrad(func() {
-		for lo := 0; lo < len(patches) && nb < 64; lo += batch {
-			hi := min(lo+batch, len(patches))
-			if hi-lo < 2 {
-				break
+		for b := 0; b < nb; b++ {
+			var group [][]uint8
+			for i := b; i < len(sel); i += nb {
+				group = append(group, sel[i])
 			}
-			// Momentum 0.1 from reset statistics would bias the estimate;
-			// instead set each buffer to its batch value (momentum 1) by
-			// zeroing it first and undoing the momentum afterwards.
-			for _, b := range bufs {
-				b.Zero()
+			// A forward pass in training mode moves each buffer by
+			// momentum·(batch value − buffer); from a zero buffer that is
+			// momentum·batch value, which is divided out below.
+			for _, t := range bufs {
+				t.Zero()
 			}
-			enc.Forward(nn.Const(enc.Input(patches[lo:hi], size)), true)
-			for k, b := range bufs {
-				for i, v := range b.Data {
+			enc.Forward(nn.Const(enc.Input(group, size)), true)
+			for k, t := range bufs {
+				for i, v := range t.Data {
 					acc[k][i] += float64(v) / models.BNMomentum
 				}
 			}
-			nb++
 		}
 	})
-	if nb == 0 {
-		return
-	}
-	for k, b := range bufs {
-		for i := range b.Data {
-			b.Data[i] = float32(acc[k][i] / float64(nb))
+	for k, t := range bufs {
+		for i := range t.Data {
+			t.Data[i] = float32(acc[k][i] / float64(nb))
 		}
 	}
 }

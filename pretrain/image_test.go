@@ -333,3 +333,35 @@ func TestTrainImageBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestRecalibrateBN checks that the running mean becomes the mean of the
+// layer's pre-normalisation activations over the patches, and the running
+// variance their within-batch (unbiased) variance.
+func TestRecalibrateBN(t *testing.T) {
+	pix := synthPatches(16, 8, 5)
+	e := models.NewImageEncoder(models.ImageEncoderConfig{Width: 3, Depth: 1}, rand.New(rand.NewPCG(1, 1)))
+	RecalibrateBN(e, pix, 8, 4) // 4 batches of 4 (patches i, i+4, i+8, i+12)
+	y := nn.Conv2d(nn.Const(e.Input(pix, 8)), e.NamedParams()["conv1.weight"], nil, 1, 1).Value
+	const hw = 64
+	for c := 0; c < 3; c++ {
+		var mean, vars float64
+		for b := 0; b < 4; b++ {
+			var s, ss float64
+			for _, i := range []int{b, b + 4, b + 8, b + 12} {
+				for _, v := range y.Data[(i*3+c)*hw : (i*3+c+1)*hw] {
+					s += float64(v)
+					ss += float64(v) * float64(v)
+				}
+			}
+			n := float64(4 * hw)
+			m := s / n
+			mean += m / 4
+			vars += (ss - n*m*m) / (n - 1) / 4
+		}
+		gotM := float64(e.Buffers()["conv1.bn.running_mean"].Data[c])
+		gotV := float64(e.Buffers()["conv1.bn.running_var"].Data[c])
+		if math.Abs(gotM-mean) > 1e-4*(1+math.Abs(mean)) || math.Abs(gotV-vars) > 1e-4*(1+vars) {
+			t.Errorf("channel %d: running mean %g var %g, want %g and %g", c, gotM, gotV, mean, vars)
+		}
+	}
+}
