@@ -206,7 +206,7 @@ func writeTable(w io.Writer, n int, key func(i int) []string, keyNames []string,
 
 func newPretrainCrossCmd() *cobra.Command {
 	var lf loopFlags
-	var data, sections, heldOut, imgPath, exprPath, out string
+	var data, sections, heldOut, imgPath, exprPath, genesPath, out string
 	var size, shared, hidden, heads int
 	var temp float64
 	var ctxAttn, learnTemp, ftImage, ftExpr bool
@@ -243,8 +243,17 @@ retrieval.tsv.`,
 				return err
 			}
 			var genes []string
-			if err := json.Unmarshal([]byte(meta["genes"]), &genes); err != nil || len(genes) != expr.Config.Genes {
-				return fmt.Errorf("%s: no gene list for its %d inputs in the metadata (was it written by 'pretrain expr'?)", exprPath, expr.Config.Genes)
+			if genesPath != "" {
+				b, err := os.ReadFile(genesPath)
+				if err != nil {
+					return err
+				}
+				genes = strings.Fields(string(b))
+				if len(genes) != expr.Config.Genes {
+					return fmt.Errorf("%s lists %d genes but the expression encoder %s takes %d", genesPath, len(genes), exprPath, expr.Config.Genes)
+				}
+			} else if err := json.Unmarshal([]byte(meta["genes"]), &genes); err != nil || len(genes) != expr.Config.Genes {
+				return fmt.Errorf("%s: no gene list for its %d inputs in the metadata (was it written by 'pretrain expr'? else pass --genes)", exprPath, expr.Config.Genes)
 			}
 			ctx := cmd.Context()
 			prog := progress.ForTerminal()
@@ -329,6 +338,7 @@ retrieval.tsv.`,
 	fl.StringVar(&heldOut, "held-out", "C6", "comma-separated sections kept out of training (held-out loss, retrieval)")
 	fl.StringVar(&imgPath, "image-encoder", "", "image encoder (encoder.safetensors of 'pretrain image'; required)")
 	fl.StringVar(&exprPath, "expr-encoder", "", "expression encoder (encoder.safetensors of 'pretrain expr'; required)")
+	fl.StringVar(&genesPath, "genes", "", "gene list of the expression encoder, one per line (default: from its metadata)")
 	fl.IntVar(&size, "size", 64, "patch side in pixels (as the image encoder was trained)")
 	fl.IntVar(&shared, "shared", d.Model.Shared, "width of the shared space")
 	fl.IntVar(&hidden, "hidden", d.Model.Hidden, "hidden width of the projection heads")
