@@ -24,19 +24,20 @@ const OpenSlideEnabled = true
 const slideTile = 512
 
 // slideImage is level 0 of a whole-slide image read through OpenSlide in
-// slideTile×slideTile regions, at most CacheTiles of them kept (LRU).
+// slideTile×slideTile regions, two rows of them kept (LRU, as TIFFLevel).
 // Transparent pixels (outside the scanned area) read as white glass.
 type slideImage struct {
-	path    string
-	osr     *C.openslide_t
-	w, h    int
-	across  int
-	cache   map[int]*tileEntry
-	clock   int
-	last    *tileEntry
-	lastIdx int
-	buf     []uint32
-	err     error
+	path     string
+	osr      *C.openslide_t
+	w, h     int
+	across   int
+	cache    map[int]*tileEntry
+	clock    int
+	last     *tileEntry
+	lastIdx  int
+	buf      []uint32
+	maxCache int
+	err      error
 }
 
 // openSlide opens path with OpenSlide.
@@ -61,14 +62,17 @@ func openSlide(path string) (image.Image, func(), error) {
 		C.openslide_close(osr)
 		return nil, nil, fmt.Errorf("patch: %s: OpenSlide reports a %d×%d image", path, w, h)
 	}
-	s := &slideImage{path: path, osr: osr, w: int(w), h: int(h), across: (int(w) + slideTile - 1) / slideTile,
-		cache: map[int]*tileEntry{}, buf: make([]uint32, slideTile*slideTile)}
+	across := (int(w) + slideTile - 1) / slideTile
+	s := &slideImage{path: path, osr: osr, w: int(w), h: int(h), across: across,
+		maxCache: min(max(CacheTiles, 2*across+8), MaxCacheTiles),
+		cache:    map[int]*tileEntry{}, buf: make([]uint32, slideTile*slideTile)}
 	return s, func() { C.openslide_close(s.osr); s.osr = nil }, nil
 }
 
 func (s *slideImage) ColorModel() color.Model { return color.RGBAModel }
 func (s *slideImage) Bounds() image.Rectangle { return image.Rect(0, 0, s.w, s.h) }
 func (s *slideImage) Err() error              { return s.err }
+func (s *slideImage) bandHeight() int         { return slideTile }
 
 func (s *slideImage) At(x, y int) color.Color {
 	r, g, b := s.rgb8(x, y)
@@ -120,7 +124,7 @@ func (s *slideImage) tile(idx, tx, ty int) (*tileEntry, error) {
 		}
 		rgb[3*i], rgb[3*i+1], rgb[3*i+2] = uint8(r), uint8(g), uint8(b)
 	}
-	if len(s.cache) >= CacheTiles {
+	if len(s.cache) >= s.maxCache {
 		old, oldest := -1, s.clock+1
 		for k, e := range s.cache {
 			if e.used < oldest {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 
 	_ "golang.org/x/image/tiff"
 
@@ -121,8 +122,9 @@ func extract(ctx context.Context, sec *section.Section, img image.Image, opt Opt
 	rs := newResampler(img, opt.Size)
 	opt.Progress.Start("patches "+sec.Name, len(sec.Spots))
 	defer opt.Progress.Finish()
-	for i, sp := range sec.Spots {
-		if i%64 == 0 {
+	for k, i := range visitOrder(sec, img) {
+		sp := sec.Spots[i]
+		if k%64 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -138,6 +140,7 @@ func extract(ctx context.Context, sec *section.Section, img image.Image, opt Opt
 		}
 		opt.Progress.Add(1)
 	}
+	slices.SortFunc(set.Skipped, func(a, b Skip) int { return a.Spot - b.Spot })
 	if n := len(set.Skipped); n > 0 {
 		slog.Warn("spots without a patch (crop leaves the image)", "section", sec.Name, "image", im.Path,
 			"skipped", n, "of", len(sec.Spots), "first", sec.Spots[set.Skipped[0].Spot].ID, "reason", set.Skipped[0].Reason)

@@ -2,6 +2,7 @@ package patch
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"golang.org/x/image/tiff/lzw"
+
+	"github.com/spotfuse/spotfuse/section"
 )
 
 // ErrNotTiled is returned (wrapped) by OpenTiledTIFF for a file that is not
@@ -67,9 +71,12 @@ type tileEntry struct {
 	used int
 }
 
-// CacheTiles is the number of decoded tiles a TIFFLevel keeps (LRU); with
-// 256×256 tiles that is 12 MiB.
-const CacheTiles = 64
+// A TIFFLevel keeps the decoded tiles of two tile rows (LRU), at least
+// CacheTiles and at most MaxCacheTiles: with 256×256 tiles, 12–192 MiB.
+const (
+	CacheTiles    = 64
+	MaxCacheTiles = 1024
+)
 
 // TIFF tags and values used here.
 const (
@@ -126,6 +133,10 @@ func OpenTiledTIFF(path string) (*TiledTIFF, error) {
 		f.Close()
 		return nil, err
 	}
+	for _, l := range levels {
+		// Two rows of tiles, so a band of spots decodes each tile once.
+		l.maxCacheTiles = min(max(CacheTiles, 2*l.tilesAcross+8), MaxCacheTiles)
+	}
 	return &TiledTIFF{path: path, f: f, levels: levels}, nil
 }
 
@@ -163,12 +174,46 @@ func (l *TIFFLevel) At(x, y int) color.Color {
 	return color.RGBA{r, g, b, 255}
 }
 
+// visitOrder returns the order in which to crop the spots of sec: spot
+// order for a decoded image, and for a lazily read one band by band (bands
+// one tile high, spots by x within a band), so each tile is decoded about
+// once whatever order the spots are listed in (Space Ranger lists them by
+// barcode, spatially at random).
+func visitOrder(sec *section.Section, img image.Image) []int {
+	order := make([]int, len(sec.Spots))
+	for i := range order {
+		order[i] = i
+	}
+	lazy, ok := img.(rgbImage)
+	if !ok || sec.Image == nil {
+		return order
+	}
+	band := float64(lazy.bandHeight())
+	key := func(i int) (float64, float64) {
+		x, y := sec.Image.FromFullres.Apply(sec.Spots[i].X, sec.Spots[i].Y)
+		if math.IsNaN(x + y) {
+			return math.Inf(1), 0
+		}
+		return math.Floor(y / band), x
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ya, xa := key(a)
+		yb, xb := key(b)
+		if c := cmp.Compare(ya, yb); c != 0 {
+			return c
+		}
+		return cmp.Compare(xa, xb)
+	})
+	return order
+}
+
 // rgbImage is implemented by lazily read images that give 8-bit RGB
 // directly; pixelFunc uses it, and Err reports a failed read afterwards.
 type rgbImage interface {
 	image.Image
 	rgb8(x, y int) (r, g, b uint8)
 	Err() error
+	bandHeight() int // height of a row of tiles
 }
 
 // OpenImage opens an image for patch extraction: a tiled TIFF lazily
@@ -219,6 +264,8 @@ func (l *TIFFLevel) Err() error { return l.err }
 func (t *TiledTIFF) Err() error { return t.levels[0].err }
 
 func (t *TiledTIFF) rgb8(x, y int) (uint8, uint8, uint8) { return t.levels[0].rgb8(x, y) }
+
+func (t *TiledTIFF) bandHeight() int { return t.levels[0].th }
 
 // TileSize returns the tile width and height.
 func (l *TIFFLevel) TileSize() (int, int) { return l.tw, l.th }
