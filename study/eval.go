@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -342,6 +343,16 @@ func (d *Design) score(r *Row, yTrue, yPred []int) error {
 	r.NTest = rep.N
 	r.Accuracy, r.BalancedAccuracy, r.MacroF1, r.ARI, r.NMI = rep.Accuracy, rep.BalancedAccuracy, rep.MacroF1, rep.ARI, rep.NMI
 	r.F1, r.Confusion = rep.PerClassF1, rep.Confusion
+	// A class absent from both truth and prediction has no F1 (NaN), not 0.
+	for c := range r.F1 {
+		n := 0
+		for o := range r.Confusion {
+			n += r.Confusion[c][o] + r.Confusion[o][c]
+		}
+		if n == 0 {
+			r.F1[c] = math.NaN()
+		}
+	}
 	return nil
 }
 
@@ -589,11 +600,10 @@ func (d *Design) runCluster(j job, done map[string]bool, add func(int)) ([]*Row,
 	r.NTest = len(lab)
 	r.ARI = metrics.AdjustedRandIndex(ylab, pred)
 	r.NMI = metrics.NormalizedMutualInfo(ylab, pred)
-	nan := func() float64 { var z float64; return z / z }
-	r.Accuracy, r.BalancedAccuracy, r.MacroF1 = nan(), nan(), nan()
+	r.Accuracy, r.BalancedAccuracy, r.MacroF1 = math.NaN(), math.NaN(), math.NaN()
 	r.F1 = make([]float64, len(d.Classes))
 	for i := range r.F1 {
-		r.F1[i] = nan()
+		r.F1[i] = math.NaN()
 	}
 	r.Seconds = time.Since(start).Seconds()
 	slog.Debug("clustered", "section", t.Name, "setting", j.set.Setting, "ari", r.ARI)

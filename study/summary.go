@@ -342,12 +342,16 @@ func (r *runner) buildReport(res *Results) *report.Input {
 		}
 		in.ContributionTitle = fmt.Sprintf("Modality contribution, %s at %s labels (best method of each)", t.Name, pct(mapFrac))
 		r.addNotes(in, chosen, t.Name, mapFrac)
+		if note := labelledSpots(res.Rows, t.Name, cfg.Fractions); note != "" {
+			in.Notes = append(in.Notes, note)
+		}
 		// Confusion matrices (summed over folds and seeds) and maps.
 		in.Maps = append(in.Maps, r.truthMap(t))
 		for _, b := range chosen {
+			cls, counts := trimConfusion(r.classes, sumConfusion(res.Rows, b, len(r.classes)))
 			in.Confusions = append(in.Confusions, report.Confusion{
 				Title:   fmt.Sprintf("%s, %s labels: %s", t.Name, pct(mapFrac), displayName(b)),
-				Classes: r.classes, Counts: sumConfusion(res.Rows, b, len(r.classes))})
+				Classes: cls, Counts: counts})
 			if m := r.predictionMap(t, res.OOF, b); m != nil {
 				in.Maps = append(in.Maps, *m)
 			}
@@ -358,15 +362,21 @@ func (r *runner) buildReport(res *Results) *report.Input {
 			}
 		}
 		// Per-class F1 table at the map fraction.
+		var present []string
+		for c, name := range r.classes {
+			if slices.Contains(t.Y, c) {
+				present = append(present, name)
+			}
+		}
 		tab := report.Table{Title: fmt.Sprintf("Per-class F1, %s at %s labels (mean ± sd)", t.Name, pct(mapFrac)),
-			Header: append([]string{"method"}, r.classes...)}
+			Header: append([]string{"method"}, present...)}
 		for i := range sums {
 			s := &sums[i]
 			if !at(s, mapFrac) {
 				continue
 			}
 			row := []string{displayName(s)}
-			for _, c := range r.classes {
+			for _, c := range present {
 				row = append(row, s.Metrics["f1_"+slug(c)].String())
 			}
 			tab.Rows = append(tab.Rows, row)
@@ -454,6 +464,59 @@ func (r *runner) addNotes(in *report.Input, chosen []*Summary, section string, f
 	}
 	in.Notes = append(in.Notes, fmt.Sprintf("On %s at %s labels the best fused method (%s, balanced accuracy %s) %s the best single modality (%s, %s).",
 		section, pct(frac), displayName(bestFused), f, verdict, displayName(bestSingle), b))
+}
+
+// labelledSpots tells how many labelled spots each fraction meant on a
+// section (mean over folds and seeds).
+func labelledSpots(rows []*Row, section string, fracs []float64) string {
+	var ref *Row
+	for _, r := range rows {
+		if r.Eval == "kfold" && r.Section == section {
+			ref = r
+			break
+		}
+	}
+	if ref == nil {
+		return ""
+	}
+	var parts []string
+	for _, f := range fracs {
+		sum, n := 0, 0
+		for _, r := range rows {
+			if r.Eval == "kfold" && r.Section == section && r.Fraction == f && r.Setting == ref.Setting && r.Head == ref.Head {
+				sum += r.NTrain
+				n++
+			}
+		}
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s → %.1f", pct(f), float64(sum)/float64(n)))
+		}
+	}
+	return fmt.Sprintf("Labelled training spots per fold on %s (mean): %s.", section, strings.Join(parts, ", "))
+}
+
+// trimConfusion drops the classes that are neither true nor predicted.
+func trimConfusion(classes []string, m [][]int) ([]string, [][]int) {
+	var keep []int
+	for c := range classes {
+		n := 0
+		for o := range classes {
+			n += m[c][o] + m[o][c]
+		}
+		if n > 0 {
+			keep = append(keep, c)
+		}
+	}
+	cls := make([]string, len(keep))
+	out := make([][]int, len(keep))
+	for i, c := range keep {
+		cls[i] = classes[c]
+		out[i] = make([]int, len(keep))
+		for j, o := range keep {
+			out[i][j] = m[c][o]
+		}
+	}
+	return cls, out
 }
 
 // sumConfusion adds the confusion matrices of every row of the summary's group.
