@@ -69,6 +69,8 @@ func (m *CSR) Validate() error {
 		if m.Indptr[i] > m.Indptr[i+1] {
 			return fmt.Errorf("sparse: indptr decreases at row %d", i)
 		}
+	}
+	for i := 0; i < m.Rows; i++ {
 		prev := int32(-1)
 		for k := m.Indptr[i]; k < m.Indptr[i+1]; k++ {
 			c := m.Indices[k]
