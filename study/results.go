@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -201,6 +202,9 @@ func CreateResults(path string, classes []string) (*ResultsFile, []*Row, error) 
 			return nil, nil, fmt.Errorf("study: %s: existing results have classes %v, this study has %v (move the file away)", path, gotClasses, classes)
 		}
 		done = got
+		if err := dropPartialLine(path); err != nil {
+			return nil, nil, err
+		}
 	} else {
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
@@ -215,6 +219,24 @@ func CreateResults(path string, classes []string) (*ResultsFile, []*Row, error) 
 		return nil, nil, err
 	}
 	return &ResultsFile{f: f, path: path, classes: classes}, done, nil
+}
+
+// dropPartialLine truncates an unterminated last line (left by a crash
+// mid-write, and ignored by ReadResults) so new rows start on a fresh line.
+func dropPartialLine(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("study: %w", err)
+	}
+	keep := bytes.LastIndexByte(data, '\n') + 1
+	if keep == len(data) {
+		return nil
+	}
+	slog.Warn("study: dropping the incomplete last line of the results (an interrupted run)", "file", path, "bytes", len(data)-keep)
+	if err := os.Truncate(path, int64(keep)); err != nil {
+		return fmt.Errorf("study: %w", err)
+	}
+	return nil
 }
 
 // Append writes rows at the end of the file in one write and syncs it.
