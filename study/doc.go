@@ -7,4 +7,12 @@
 // leave-one-section-out over label fractions and seeds, writes one row per
 // run to a tidy results CSV as runs finish, aggregates mean ± sd over seeds
 // and writes the HTML report.
+//
+// The demo, from the repository root with the HER2ST data beside it:
+//
+//	spotfuse study --config studies/her2st-demo.json
+//
+// writes out/her2st-demo/{results.csv,summary.csv,report.html} and the
+// pretraining checkpoints under out/her2st-demo/pretrain. Running the same
+// command again continues an interrupted study.
 package study
