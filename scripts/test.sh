@@ -8,6 +8,13 @@ source scripts/deps.sh
 go vet ./...
 go test -count=1 ./...
 CGO_ENABLED=0 go test -count=1 -tags purego ./tensor/... ./nn/...
+# The OpenSlide reader is built only with -tags openslide; test it when the
+# library is installed (apt install libopenslide-dev), else say so.
+if pkg-config --exists openslide 2>/dev/null; then
+  go test -count=1 -tags openslide ./patch/...
+else
+  echo "skipping -tags openslide tests: libopenslide-dev not installed"
+fi
 # Each fuzz target briefly (seed corpus + a few seconds of new inputs).
 fuzztime="${FUZZTIME:-4s}"
 for pkg in $(go list ./...); do
