@@ -78,6 +78,11 @@ type Meta struct {
 	Image *ImageSpec `json:"image"`
 	// Heads lists the trained heads by modality (ModFused, ModExpr, ModImage).
 	Heads map[string]HeadSpec `json:"heads"`
+	// SectionCenter centres every expression feature and image embedding
+	// on its mean over the section's own spots (spots with a patch for the
+	// image) before the heads, in training and prediction: a label-free
+	// correction of section and patient shifts.
+	SectionCenter bool `json:"section_center"`
 	// Config is the configuration the bundle was trained with (free JSON,
 	// for the record; prediction does not read it).
 	Config json.RawMessage `json:"config,omitempty"`

@@ -179,7 +179,41 @@ func (b *Bundle) Features(ctx context.Context, sec *section.Section, prog progre
 		}
 		f.Image, f.ImageD, f.HasPatch = emb, d, has
 	}
+	if b.Meta.SectionCenter {
+		if f.Expr != nil {
+			centerRows(f.Expr, f.ExprD, nil)
+		}
+		if f.Image != nil {
+			centerRows(f.Image, f.ImageD, f.HasPatch)
+		}
+	}
 	return f, nil
+}
+
+// centerRows subtracts from the rows of the n × d matrix x (those with
+// keep[i], or all when keep is nil) their column means.
+func centerRows(x []float32, d int, keep []bool) {
+	n := len(x) / d
+	mean := make([]float64, d)
+	m := 0
+	for i := range n {
+		if keep == nil || keep[i] {
+			for j := range d {
+				mean[j] += float64(x[i*d+j])
+			}
+			m++
+		}
+	}
+	if m == 0 {
+		return
+	}
+	for i := range n {
+		if keep == nil || keep[i] {
+			for j := range d {
+				x[i*d+j] -= float32(mean[j] / float64(m))
+			}
+		}
+	}
 }
 
 // Input returns the n × d input of the head of modality mod for the spots

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -255,5 +256,43 @@ func TestCrossValidate(t *testing.T) {
 	}
 	if again[0].Balanced > 0.9 {
 		t.Fatalf("noise features score balanced accuracy %v", again[0].Balanced)
+	}
+}
+
+// TestSectionCenter: with SectionCenter every feature has mean 0 over the
+// section (the image over spots with a patch), and the flag survives a save.
+func TestSectionCenter(t *testing.T) {
+	train := trainFixture(t)
+	b := tinyBundle(t, train, FeatPCA)
+	b.Meta.SectionCenter = true
+	f, err := b.FitHeads(context.Background(), train, HeadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		x []float32
+		d int
+	}{{f.Expr, f.ExprD}, {f.Image, f.ImageD}} {
+		n := len(m.x) / m.d
+		for j := range m.d {
+			var s float64
+			for i := range n {
+				s += float64(m.x[i*m.d+j])
+			}
+			if math.Abs(s/float64(n)) > 1e-4 {
+				t.Fatalf("column %d of width %d has mean %v after centring", j, m.d, s/float64(n))
+			}
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "c.bundle")
+	if err := SaveBundle(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Meta.SectionCenter {
+		t.Fatal("section_center lost in the round trip")
 	}
 }

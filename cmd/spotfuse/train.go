@@ -33,6 +33,7 @@ type trainOptions struct {
 	C            float64 // logistic-regression inverse L2 strength
 	MaxMissing   float64 // bundle's refusal threshold for missing genes
 	NoImage      bool    // train the expression head only
+	Center       bool    // centre features per section (Meta.SectionCenter)
 	CV           int     // folds of a cross-validation of the heads on the training section (0 = none)
 	Version      string
 }
@@ -111,6 +112,7 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 	fl.Float64Var(&opt.C, "C", 1, "inverse L2 strength of the logistic-regression heads")
 	fl.Float64Var(&opt.MaxMissing, "max-missing", 0.2, "largest fraction of the bundle's genes a section may lack before prediction from expression is refused")
 	fl.BoolVar(&opt.NoImage, "no-image", false, "train the expression head only")
+	fl.BoolVar(&opt.Center, "section-center", false, "centre each section's features on their own mean before the heads (label-free correction of section shifts)")
 	fl.IntVar(&opt.CV, "cv", 0, "also report a stratified k-fold cross-validation of each head on the training section (0 = off)")
 	root.AddCommand(cmd)
 }
@@ -194,7 +196,7 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	}
 	b := &classify.Bundle{Meta: classify.Meta{
 		Format: classify.BundleFormat, Version: classify.BundleVersion, SpotfuseVersion: opt.Version,
-		Classes: classes, Genes: ex.Genes, Config: raw,
+		Classes: classes, Genes: ex.Genes, Config: raw, SectionCenter: opt.Center,
 		Normalization: classify.Normalization{TargetSum: 1e4, Log1p: true, MaxMissing: opt.MaxMissing,
 			HVG: fmt.Sprintf("%d highly variable genes of the %d pool sections %s (study.BuildExpression: genes shared by the pool, batch-aware Seurat v3 on raw counts)",
 				g, len(poolNames), strings.Join(poolNames, ","))},
