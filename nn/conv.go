@@ -73,8 +73,9 @@ func (g convGeom) splitPhases(ph, x []float32) {
 	}
 }
 
-// mergePhases adds the phase planes back: dx[ci, i, j·stride + p] += ph[...].
-func (g convGeom) mergePhases(dx, ph []float32) {
+// mergePhases adds the phase planes back, dx[ci, i, j·stride + p] += ph[...],
+// or assigns them when assign is set (every element of dx is written once).
+func (g convGeom) mergePhases(dx, ph []float32, assign bool) {
 	s, wp := g.stride, g.phaseWidth()
 	for p := 0; p < s; p++ {
 		n := (g.w - p + s - 1) / s
@@ -85,6 +86,12 @@ func (g convGeom) mergePhases(dx, ph []float32) {
 			for i := 0; i < g.h; i++ {
 				dst := dx[(ci*g.h+i)*g.w+p : (ci*g.h+i)*g.w+p+s*(n-1)+1]
 				src := ph[((p*g.c+ci)*g.h+i)*wp : ((p*g.c+ci)*g.h+i)*wp+n]
+				if assign {
+					for j, v := range src {
+						dst[s*j] = v
+					}
+					continue
+				}
 				for j, v := range src {
 					dst[s*j] += v
 				}
@@ -149,13 +156,16 @@ func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 }
 
 // col2im accumulates the column matrix col (rows ld apart) back into image
-// dx [c,h,w] (the adjoint of im2col). scratch has g.scratchSize() elements.
-func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32) {
+// dx [c,h,w] (the adjoint of im2col); with assign, dx's old contents are
+// ignored. scratch has g.scratchSize() elements.
+func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32, assign bool) {
 	P := g.cols()
 	planes, wp := dx, g.w
 	if g.stride > 1 {
 		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
 		clear(planes)
+	} else if assign {
+		clear(dx[:g.c*g.h*g.w])
 	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
@@ -181,7 +191,7 @@ func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32) {
 		}
 	}
 	if g.stride > 1 {
-		g.mergePhases(dx, planes)
+		g.mergePhases(dx, planes, assign)
 	}
 }
 
@@ -321,8 +331,9 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 		v.backward = func() {
 			Gd := v.Grad.Data
 			var gx []float32
+			fresh := false
 			if x.needs() {
-				gx = x.grad()
+				gx, fresh = x.gradFresh()
 			}
 			nw := tensor.Workers(groups, 1)
 			var parts [][]float32
@@ -359,7 +370,11 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 				}
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
 					if nb == 1 && g.identity() {
-						gemm(par)(true, false, K, P, o, 1, W, K, dy, P, 1, gx[i0*inSz:i1*inSz], P)
+						beta := float32(1)
+						if fresh {
+							beta = 0
+						}
+						gemm(par)(true, false, K, P, o, 1, W, K, dy, P, beta, gx[i0*inSz:i1*inSz], P)
 						return
 					}
 					dcol := getBuf(K * G * P)
@@ -368,7 +383,7 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 					scratch := getBuf(max(1, g.scratchSize()))
 					defer putBuf(scratch)
 					for j := 0; j < nb; j++ {
-						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, scratch)
+						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, scratch, fresh)
 					}
 				}
 			})
@@ -436,7 +451,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 			yi := Y[i*outSz : (i+1)*outSz]
 			// col = Wᵀ·x  ([K, cin]·[cin, P])
 			tensor.GemmSerial(true, false, K, P, cin, 1, W, K, X[i*inSz:], P, 0, col, P)
-			g.col2im(yi, col, P, scratch)
+			g.col2im(yi, col, P, scratch, false)
 			if b != nil {
 				for oc, bv := range b.Value.Data {
 					for j := range yi[oc*oh*ow : (oc+1)*oh*ow] {

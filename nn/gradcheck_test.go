@@ -151,6 +151,17 @@ func TestGradients(t *testing.T) {
 		{"Conv2dStride3", []*Var{p(1, 2, 7, 8), p(2, 2, 3, 3)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 3, 1) }},
 		{"Conv2d1x1Stride2", []*Var{p(2, 3, 5, 6), p(2, 3, 1, 1)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 0) }},
 		{"Conv2d7x7Stride2", []*Var{p(1, 2, 9, 8), p(2, 2, 7, 7)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 3) }},
+		// Inputs used twice: the second backward must accumulate into the
+		// gradient the first one assigned.
+		{"SharedInputConvs", []*Var{p(2, 3, 6, 6), p(2, 3, 3, 3), p(2, 3, 1, 1), p(2, 3, 3, 3)}, func(in []*Var) *Var {
+			a := Add(Conv2d(in[0], in[1], nil, 2, 1), Conv2d(in[0], in[2], nil, 2, 0))
+			return Add(a, Slice(Slice(Conv2d(in[0], in[3], nil, 1, 1), 2, 0, 3), 3, 0, 3))
+		}},
+		{"SharedInputActs", []*Var{pz(3, 2, 2, 2), p(2), p(2)}, func(in []*Var) *Var {
+			m, v := bnStats(2)
+			bn := BatchNormReLU(in[0], in[1], in[2], m, v, 0.1, 1e-5, true)
+			return Add(Add(ReLU(in[0]), bn), Add(ReLU(in[0]), in[0]))
+		}},
 		{"Conv2dRect", []*Var{p(1, 2, 5, 6), p(2, 2, 2, 3)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 1, 0) }},
 		{"ConvTranspose2d", []*Var{p(2, 3, 3, 3), p(3, 2, 4, 4), p(2)}, func(in []*Var) *Var { return ConvTranspose2d(in[0], in[1], in[2], 2, 1) }},
 		{"MaxPool2d", []*Var{p(2, 2, 4, 6)}, func(in []*Var) *Var { return MaxPool2d(in[0], 2, 2) }},
