@@ -72,10 +72,12 @@ type tileEntry struct {
 }
 
 // A TIFFLevel keeps the decoded tiles of two tile rows (LRU), at least
-// CacheTiles and at most MaxCacheTiles: with 256×256 tiles, 12–192 MiB.
+// CacheTiles and at most MaxCacheTiles tiles or MaxCacheBytes: with
+// 256×256 tiles, 12–192 MiB.
 const (
 	CacheTiles    = 64
 	MaxCacheTiles = 1024
+	MaxCacheBytes = 256 << 20 // caps the cache whatever the tile size
 )
 
 // TIFF tags and values used here.
@@ -113,7 +115,7 @@ const (
 const (
 	maxIFDs    = 64
 	maxEntries = 4096
-	maxTileDim = 8192
+	maxTileDim = 4096
 )
 
 // OpenTiledTIFF opens a tiled TIFF. A file that is a valid TIFF stored in
@@ -134,8 +136,9 @@ func OpenTiledTIFF(path string) (*TiledTIFF, error) {
 		return nil, err
 	}
 	for _, l := range levels {
-		// Two rows of tiles, so a band of spots decodes each tile once.
-		l.maxCacheTiles = min(max(CacheTiles, 2*l.tilesAcross+8), MaxCacheTiles)
+		// Two rows of tiles, so a band of spots decodes each tile once,
+		// within the bounds.
+		l.maxCacheTiles = max(1, min(max(CacheTiles, 2*l.tilesAcross+8), MaxCacheTiles, MaxCacheBytes/(3*l.tw*l.th)))
 	}
 	return &TiledTIFF{path: path, f: f, levels: levels}, nil
 }
@@ -376,14 +379,11 @@ func (l *TIFFLevel) decodeTile(idx int) ([]uint8, error) {
 	return rgb, nil
 }
 
-// readAtMost reads up to n bytes (a tile's worth) from r.
+// readAtMost reads up to n bytes (a tile's worth) from r, growing the
+// buffer as data arrives (a corrupt header cannot make it allocate a
+// whole tile for a few compressed bytes).
 func readAtMost(r io.Reader, n int) ([]byte, error) {
-	buf := make([]byte, n)
-	k, err := io.ReadFull(r, buf)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return buf[:k], nil
-	}
-	return buf, err
+	return io.ReadAll(io.LimitReader(r, int64(n)))
 }
 
 // decodeJPEGTile decodes an (abbreviated) JPEG tile, prefixing the shared
@@ -395,6 +395,13 @@ func (l *TIFFLevel) decodeJPEGTile(raw []byte, bad func(string, ...any) error) (
 		stream = make([]byte, 0, len(l.jpegTables)+len(raw))
 		stream = append(stream, l.jpegTables[:len(l.jpegTables)-2]...)
 		stream = append(stream, raw[2:]...)
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(stream))
+	if err != nil {
+		return nil, bad("JPEG: %v", err)
+	}
+	if cfg.Width > l.tw+16 || cfg.Height > l.th+16 { // bound the decoder's allocation
+		return nil, bad("JPEG tile is %d×%d, want %d×%d", cfg.Width, cfg.Height, l.tw, l.th)
 	}
 	img, err := jpeg.Decode(bytes.NewReader(stream))
 	if err != nil {

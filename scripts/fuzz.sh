@@ -8,13 +8,17 @@
 # stops the script and leaves the failing input under
 # <package>/testdata/fuzz/<Target>/ (commit it with the fix, so it becomes
 # a regression test run by plain `go test`). FUZZ_PARALLEL sets the fuzzing
-# workers (default 2). The execs printed are what the fuzzing engine reports: with one worker and few new inputs it under-counts (workers report only when they return), so use at least 2.
+# workers (default 2). FUZZ_MINIMIZE bounds the minimisation of each new
+# interesting input (default 200x executions; Go's default of 60 s per
+# input eats the whole budget, and minimisation runs are not counted in the
+# execs printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 secs="${1:-60}"
 pattern="${2:-.}"
 par="${FUZZ_PARALLEL:-2}"
+minimize="${FUZZ_MINIMIZE:-200x}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
@@ -22,7 +26,7 @@ for pkg in $(go list ./... | grep -E -- "$pattern"); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     start=$(date +%s)
-    if go test -run='^$' -fuzz="^${target}\$" -fuzztime="${secs}s" -parallel="$par" "$pkg" >"$log" 2>&1; then
+    if go test -run='^$' -fuzz="^${target}\$" -fuzztime="${secs}s" -fuzzminimizetime="$minimize" -parallel="$par" "$pkg" >"$log" 2>&1; then
       res=ok
     else
       res=FAIL
