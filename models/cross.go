@@ -29,6 +29,12 @@ type CrossConfig struct {
 	// LearnTemperature it is the initial value of a learned temperature.
 	Temperature      float64 `json:"temperature"`
 	LearnTemperature bool    `json:"learn_temperature"`
+	// SectionNorm standardises each feature of both embeddings within each
+	// section (zero mean, unit variance over the section's spots) before the
+	// heads, removing per-section shifts such as staining or batch effects
+	// so that what is aligned is the variation within a section. It needs
+	// frozen encoders.
+	SectionNorm bool `json:"section_norm"`
 }
 
 // WithDefaults fills zero fields with the documented defaults.
@@ -145,8 +151,15 @@ func (m *CrossModel) Forward(img, expr *nn.Var, tok Tokens) (zi, ze *nn.Var) {
 // (n × ExprDim) embeddings of n spots to L2-normalised shared embeddings
 // (n × Shared each), in eval mode without a graph. nb gives each spot's
 // neighbours among the n rows; it is required with Context and ignored
-// otherwise.
+// otherwise. With SectionNorm the n spots are treated as one section (see
+// EmbedFeaturesBySection).
 func (m *CrossModel) EmbedFeatures(img, expr []float32, n int, nb *Neighbourhood) (zi, ze []float32, d int, err error) {
+	return m.EmbedFeaturesBySection(img, expr, n, nil, nb)
+}
+
+// EmbedFeaturesBySection is EmbedFeatures with each spot's section given
+// (section[i]; nil = one section), used by SectionNorm.
+func (m *CrossModel) EmbedFeaturesBySection(img, expr []float32, n int, section []int, nb *Neighbourhood) (zi, ze []float32, d int, err error) {
 	di, de, d := m.Config.ImageDim, m.Config.ExprDim, m.Config.Shared
 	if len(img) != n*di || len(expr) != n*de {
 		return nil, nil, 0, fmt.Errorf("models: cross-modal embedding: %d image and %d expression values for %d spots of widths %d and %d",
@@ -154,6 +167,12 @@ func (m *CrossModel) EmbedFeatures(img, expr []float32, n int, nb *Neighbourhood
 	}
 	if m.Config.Context && (nb == nil || nb.N() != n) {
 		return nil, nil, 0, fmt.Errorf("models: cross-modal embedding with context needs the neighbourhood of the %d spots", n)
+	}
+	if section != nil && len(section) != n {
+		return nil, nil, 0, fmt.Errorf("models: cross-modal embedding: %d section labels for %d spots", len(section), n)
+	}
+	if m.Config.SectionNorm {
+		img, expr = StandardizeBySection(img, n, di, section), StandardizeBySection(expr, n, de, section)
 	}
 	zi, ze = make([]float32, n*d), make([]float32, n*d)
 	const chunk = 512
@@ -178,8 +197,8 @@ func (m *CrossModel) EmbedFeatures(img, expr []float32, n int, nb *Neighbourhood
 
 // Embed computes the image embeddings of patches and the expression
 // embeddings of x (n × G log-normalised) with the model's encoders and maps
-// both to the shared space (see EmbedFeatures).
-func (m *CrossModel) Embed(patches [][]uint8, size int, x []float32, n int, nb *Neighbourhood) (zi, ze []float32, d int, err error) {
+// both to the shared space (see EmbedFeaturesBySection; section may be nil).
+func (m *CrossModel) Embed(patches [][]uint8, size int, x []float32, n int, section []int, nb *Neighbourhood) (zi, ze []float32, d int, err error) {
 	if m.Image == nil || m.Expr == nil {
 		return nil, nil, 0, fmt.Errorf("models: cross-modal model has no encoders attached; use EmbedFeatures")
 	}
@@ -191,7 +210,43 @@ func (m *CrossModel) Embed(patches [][]uint8, size int, x []float32, n int, nb *
 	}
 	img, _ := m.Image.Embed(patches, size)
 	expr, _ := m.Expr.Embed(x, n, nil)
-	return m.EmbedFeatures(img, expr, n, nb)
+	return m.EmbedFeaturesBySection(img, expr, n, section, nb)
+}
+
+// StandardizeBySection returns a copy of the n × d matrix x with every
+// column shifted to mean 0 and scaled to unit (population) standard
+// deviation within each section (section[i]; nil = one section). Constant
+// columns become 0.
+func StandardizeBySection(x []float32, n, d int, section []int) []float32 {
+	out := slices.Clone(x)
+	groups := map[int][]int{}
+	for i := 0; i < n; i++ {
+		s := 0
+		if section != nil {
+			s = section[i]
+		}
+		groups[s] = append(groups[s], i)
+	}
+	for _, rows := range groups {
+		for j := 0; j < d; j++ {
+			var sum, sq float64
+			for _, i := range rows {
+				v := float64(x[i*d+j])
+				sum += v
+				sq += v * v
+			}
+			mean := sum / float64(len(rows))
+			sd := math.Sqrt(math.Max(sq/float64(len(rows))-mean*mean, 0))
+			for _, i := range rows {
+				v := 0.0
+				if sd > 1e-12 {
+					v = (float64(x[i*d+j]) - mean) / sd
+				}
+				out[i*d+j] = float32(v)
+			}
+		}
+	}
+	return out
 }
 
 // HeadParams returns the parameters of the heads (projections, attention

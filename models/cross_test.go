@@ -171,10 +171,26 @@ func TestCrossConfigErrors(t *testing.T) {
 		}
 	}
 	m, _ := NewCrossModel(CrossConfig{ImageDim: 3, ExprDim: 3}, nil, nil, rand.New(rand.NewPCG(1, 1)))
-	if _, _, _, err := m.Embed(nil, 8, nil, 0, nil); err == nil || !strings.Contains(err.Error(), "no encoders") {
+	if _, _, _, err := m.Embed(nil, 8, nil, 0, nil, nil); err == nil || !strings.Contains(err.Error(), "no encoders") {
 		t.Errorf("Embed without encoders: error %v", err)
 	}
 	if _, ok := m.HeadParams()["log_scale"]; ok {
 		t.Error("fixed temperature is trainable")
+	}
+}
+
+func TestStandardizeBySection(t *testing.T) {
+	// Two columns; section 0 = rows 0, 1; section 1 = rows 2, 3, 4.
+	x := []float32{1, 5, 3, 5, 10, 0, 20, 1, 30, 2}
+	got := StandardizeBySection(x, 5, 2, []int{0, 0, 1, 1, 1})
+	s := float32(math.Sqrt(2.0 / 3))
+	want := []float32{-1, 0, 1, 0, -1 / s, -1 / s, 0, 0, 1 / s, 1 / s}
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if x[0] != 1 {
+		t.Error("input modified")
 	}
 }

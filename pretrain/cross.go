@@ -120,6 +120,9 @@ func newCrossTask(img *models.ImageEncoder, expr *models.ExprEncoder, d *CrossDa
 		return nil, err
 	}
 	cfg.Model = m.Config
+	if m.Config.SectionNorm && (cfg.FineTuneImage || cfg.FineTuneExpr) {
+		return nil, fmt.Errorf("pretrain: per-section feature standardisation (SectionNorm) needs frozen encoders")
+	}
 	t := &crossTask{cfg: cfg, d: d, m: m}
 	heldOut := map[int]bool{}
 	for _, s := range cfg.HeldOutSections {
@@ -145,6 +148,10 @@ func newCrossTask(img *models.ImageEncoder, expr *models.ExprEncoder, d *CrossDa
 	}
 	if !cfg.FineTuneExpr {
 		t.exprFeat, _ = expr.Embed(d.X, d.N, d.Batch)
+	}
+	if m.Config.SectionNorm {
+		t.imgFeat = models.StandardizeBySection(t.imgFeat, d.N, mc.ImageDim, d.Section)
+		t.exprFeat = models.StandardizeBySection(t.exprFeat, d.N, mc.ExprDim, d.Section)
 	}
 	t.heldBatch = min(cfg.Loop.Batch, len(t.held))
 	return t, nil
@@ -267,7 +274,7 @@ func CrossEmbed(m *models.CrossModel, d *CrossData) (img, expr []float32, dim in
 			return nil, nil, 0, fmt.Errorf("pretrain: %w", err)
 		}
 	}
-	return m.Embed(d.Patches, d.Size, d.X, d.N, nb)
+	return m.Embed(d.Patches, d.Size, d.X, d.N, d.Section, nb)
 }
 
 // Retrieval measures cross-modal retrieval: for each of the n rows of

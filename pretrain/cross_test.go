@@ -90,12 +90,14 @@ func heldOut(d *CrossData, s int) *CrossData {
 func TestTrainCrossRetrievalBeatsChance(t *testing.T) {
 	d := synthPaired(1, 4, 8, 20)
 	for _, tc := range []struct {
-		name    string
-		context bool
-	}{{"no context", false}, {"context", true}} {
+		name                 string
+		context, sectionNorm bool
+	}{{"no context", false, false}, {"context", true, false}, {"section norm", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			img, expr := encoders(t, d.G)
-			m, hist, err := TrainCross(context.Background(), img, expr, d, crossConfig(tc.context, 200), nil)
+			cfg := crossConfig(tc.context, 200)
+			cfg.Model.SectionNorm = tc.sectionNorm
+			m, hist, err := TrainCross(context.Background(), img, expr, d, cfg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,6 +181,7 @@ func TestTrainCrossBadInput(t *testing.T) {
 		{"all held out", func(d *CrossData, cfg *CrossConfig) { cfg.HeldOutSections = []int{0, 1, 2, 3} }, "0 spots outside"},
 		{"duplicate position", func(d *CrossData, cfg *CrossConfig) { d.Row[1], d.Col[1] = d.Row[0], d.Col[0] }, "share array position"},
 		{"missing coordinates", func(d *CrossData, _ *CrossConfig) { d.Row = d.Row[:3] }, "3 rows"},
+		{"section norm with fine-tuning", func(_ *CrossData, cfg *CrossConfig) { cfg.Model.SectionNorm, cfg.FineTuneExpr = true, true }, "needs frozen encoders"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := synthPaired(3, 4, 8, 8)

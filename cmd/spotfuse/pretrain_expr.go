@@ -209,7 +209,7 @@ func newPretrainCrossCmd() *cobra.Command {
 	var data, sections, heldOut, imgPath, exprPath, genesPath, out string
 	var size, shared, hidden, heads int
 	var temp float64
-	var ctxAttn, learnTemp, ftImage, ftExpr bool
+	var ctxAttn, learnTemp, ftImage, ftExpr, secNorm bool
 	d := pretrain.DefaultCrossConfig()
 	cmd := &cobra.Command{
 		Use:   "cross",
@@ -272,6 +272,7 @@ retrieval.tsv.`,
 			cfg.Model.Shared, cfg.Model.Hidden, cfg.Model.Heads = shared, hidden, heads
 			cfg.Model.Context, cfg.Model.Temperature, cfg.Model.LearnTemperature = ctxAttn, temp, learnTemp
 			cfg.FineTuneImage, cfg.FineTuneExpr = ftImage, ftExpr
+			cfg.Model.SectionNorm = secNorm
 			held := map[int]bool{}
 			for _, h := range splitList(heldOut) {
 				i := slices.Index(names, h)
@@ -346,6 +347,7 @@ retrieval.tsv.`,
 	fl.IntVar(&heads, "heads", d.Model.Heads, "attention heads (with --context)")
 	fl.Float64Var(&temp, "temperature", d.Model.Temperature, "InfoNCE temperature (initial value with --learn-temperature)")
 	fl.BoolVar(&learnTemp, "learn-temperature", false, "learn the temperature")
+	fl.BoolVar(&secNorm, "section-norm", false, "standardise both embeddings within each section before the heads (needs frozen encoders)")
 	fl.BoolVar(&ftImage, "finetune-image", false, "fine-tune the image encoder (slow)")
 	fl.BoolVar(&ftExpr, "finetune-expr", false, "fine-tune the expression encoder")
 	fl.StringVar(&out, "out", "", "output directory (required)")
