@@ -229,6 +229,9 @@ func OpenImage(path string) (img image.Image, close func(), err error) {
 		return t, func() { t.Close() }, nil
 	}
 	if !errors.Is(err, ErrNotTiled) {
+		if OpenSlideEnabled && isSlide(path) { // e.g. an .svs with JPEG 2000 tiles
+			return openSlide(path)
+		}
 		return nil, nil, err
 	}
 	if isSlide(path) {
