@@ -59,8 +59,13 @@ func (g convGeom) splitPhases(ph, x []float32) {
 					continue
 				}
 				src = src[p : p+s*(n-1)+1]
-				if s == 2 { // the common case, with a constant stride
-					for j := range dst {
+				if s == 2 { // the common case: unrolled, with a constant stride
+					j := 0
+					for ; j+4 <= len(dst) && 2*j+7 <= len(src); j += 4 {
+						d, v := dst[j:j+4:j+4], src[2*j:2*j+7:2*j+7]
+						d[0], d[1], d[2], d[3] = v[0], v[2], v[4], v[6]
+					}
+					for ; j < len(dst); j++ {
 						dst[j] = src[2*j]
 					}
 					continue

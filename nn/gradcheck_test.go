@@ -148,6 +148,7 @@ func TestGradients(t *testing.T) {
 		{"Conv2d", []*Var{p(2, 3, 5, 5), p(4, 3, 3, 3), p(4)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], in[2], 1, 1) }},
 		{"Conv2dStride2", []*Var{p(2, 2, 6, 5), p(3, 2, 3, 3)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 1) }},
 		{"Conv2d1x1", []*Var{p(2, 3, 4, 4), p(5, 3, 1, 1), p(5)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], in[2], 1, 0) }},
+		{"Conv2dStride2Wide", []*Var{p(1, 1, 5, 19), p(2, 1, 3, 3)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 1) }},
 		{"Conv2dStride3", []*Var{p(1, 2, 7, 8), p(2, 2, 3, 3)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 3, 1) }},
 		{"Conv2d1x1Stride2", []*Var{p(2, 3, 5, 6), p(2, 3, 1, 1)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 0) }},
 		{"Conv2d7x7Stride2", []*Var{p(1, 2, 9, 8), p(2, 2, 7, 7)}, func(in []*Var) *Var { return Conv2d(in[0], in[1], nil, 2, 3) }},
