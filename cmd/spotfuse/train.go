@@ -34,6 +34,7 @@ type trainOptions struct {
 	MaxMissing   float64 // bundle's refusal threshold for missing genes
 	NoImage      bool    // train the expression head only
 	Center       bool    // centre features per section (Meta.SectionCenter)
+	From         string  // reuse the genes, normalisation and encoders of this bundle; fit new heads only
 	CV           int     // folds of a cross-validation of the heads on the training section (0 = none)
 	Version      string
 }
@@ -113,6 +114,7 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 	fl.Float64Var(&opt.MaxMissing, "max-missing", 0.2, "largest fraction of the bundle's genes a section may lack before prediction from expression is refused")
 	fl.BoolVar(&opt.NoImage, "no-image", false, "train the expression head only")
 	fl.BoolVar(&opt.Center, "section-center", false, "centre each section's features on their own mean before the heads (label-free correction of section shifts)")
+	fl.StringVar(&opt.From, "from", "", "reuse the genes and encoders of this bundle and fit new heads only (no pretraining)")
 	fl.IntVar(&opt.CV, "cv", 0, "also report a stratified k-fold cross-validation of each head on the training section (0 = off)")
 	root.AddCommand(cmd)
 }
@@ -155,6 +157,9 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	classes := study.Classes([]*section.Section{train}, cfg.ExcludeLabels)
 	if len(classes) < 2 {
 		return nil, nil, fmt.Errorf("train: section %s has %d classes %v after excluding %v; need ≥ 2", train.Name, len(classes), classes, cfg.ExcludeLabels)
+	}
+	if opt.From != "" {
+		return refitHeads(ctx, train, classes, opt, prog)
 	}
 
 	// The expression pool (HVG + expression pretraining) and the image pool.
@@ -254,6 +259,32 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 			Encoder:    enc.Config, Pretrained: !ip.Off}
 	} else if train.Image == nil {
 		slog.Info("train: the training section has no image; the bundle has an expression head only", "section", train.Name)
+	}
+	hopt := classify.HeadOptions{C: opt.C}
+	f, err := b.FitHeads(ctx, train, hopt, prog)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cv []classify.CVScore
+	if opt.CV > 1 {
+		if cv, err = b.CrossValidate(ctx, train, f, opt.CV, 1, hopt); err != nil {
+			return nil, nil, err
+		}
+	}
+	return b, cv, nil
+}
+
+// refitHeads fits new heads on train with the genes and encoders of the
+// bundle opt.From (its classes are replaced by classes).
+func refitHeads(ctx context.Context, train *section.Section, classes []string, opt trainOptions, prog progress.Reporter) (*classify.Bundle, []classify.CVScore, error) {
+	b, err := classify.LoadBundle(opt.From)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Meta.Classes, b.Meta.SectionCenter, b.Meta.SpotfuseVersion = classes, opt.Center, opt.Version
+	b.Meta.Normalization.MaxMissing = opt.MaxMissing
+	if opt.NoImage {
+		b.Image, b.Meta.Image = nil, nil
 	}
 	hopt := classify.HeadOptions{C: opt.C}
 	f, err := b.FitHeads(ctx, train, hopt, prog)

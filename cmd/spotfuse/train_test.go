@@ -6,9 +6,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/classify"
 	"github.com/spotfuse/spotfuse/section"
 )
 
@@ -46,9 +48,28 @@ func TestTrainPredictDomains(t *testing.T) {
 		}
 	}
 
+	// New heads on the same encoders, centred per section, with a CV report.
+	refit := filepath.Join(tmp, "refit.bundle")
+	out := run(t, "train", "--from", bundle, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
+		"--section-center", "--cv", "3", "--out", refit)
+	if !strings.Contains(out, "3-fold CV on") || !strings.Contains(out, "image head: 40 spots") {
+		t.Fatalf("train --from output: %s", out)
+	}
+	b1, err := classify.LoadBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := classify.LoadBundle(refit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b2.Meta.SectionCenter || !slices.Equal(b1.Meta.Genes, b2.Meta.Genes) || b1.Meta.WeightsSHA256 == b2.Meta.WeightsSHA256 {
+		t.Fatal("train --from: want the same genes, section centring and new heads")
+	}
+
 	visium := filepath.Join(repo, "testdata/visium/A1_sub")
 	preds := filepath.Join(tmp, "preds.csv")
-	out := run(t, "predict", "--model", bundle, visium, "--labels", filepath.Join(visium, "labels.csv"), "--out", preds,
+	out = run(t, "predict", "--model", bundle, visium, "--labels", filepath.Join(visium, "labels.csv"), "--out", preds,
 		"--map", filepath.Join(tmp, "map.png"))
 	if !strings.Contains(out, "modality: fused 40") || !strings.Contains(out, "scored on 40 labelled spots") {
 		t.Fatalf("predict output: %s", out)
