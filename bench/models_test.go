@@ -14,7 +14,7 @@ import (
 // the benchmark compares like with like.
 func TestModelsMatchTorch(t *testing.T) {
 	cases := []struct {
-		name                    string
+		name                     string
 		params, tensors, buffers int
 	}{
 		{"conv4", 390695, 14, 8},
