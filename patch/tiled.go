@@ -273,6 +273,41 @@ func (t *TiledTIFF) rgb8(x, y int) (uint8, uint8, uint8) { return t.levels[0].rg
 
 func (t *TiledTIFF) bandHeight() int { return t.levels[0].th }
 
+func (l *TIFFLevel) bandHeight() int { return l.th }
+
+// Overview returns the smallest level at least minWidth pixels wide (level 0
+// when none is) and its pixels per full-resolution pixel.
+func (t *TiledTIFF) Overview(minWidth int) (*TIFFLevel, float64) {
+	best := t.levels[0]
+	for _, l := range t.levels[1:] {
+		if l.w >= minWidth && l.w < best.w {
+			best = l
+		}
+	}
+	return best, float64(best.w) / float64(t.levels[0].w)
+}
+
+// OpenThumbnail returns the image at path downscaled to at most maxWidth
+// pixels wide and its scale (thumbnail px per full-resolution px). A tiled
+// pyramid is read from its smallest sufficient level, tile by tile; other
+// images are decoded whole.
+func OpenThumbnail(path string, maxWidth int) (*image.RGBA, float64, error) {
+	img, done, err := OpenImage(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer done()
+	src, pre := image.Image(img), 1.0
+	if t, ok := img.(*TiledTIFF); ok {
+		src, pre = t.Overview(maxWidth)
+	}
+	thumb, scale := Thumbnail(src, maxWidth)
+	if lazy, ok := src.(rgbImage); ok && lazy.Err() != nil {
+		return nil, 0, lazy.Err()
+	}
+	return thumb, scale * pre, nil
+}
+
 // TileSize returns the tile width and height.
 func (l *TIFFLevel) TileSize() (int, int) { return l.tw, l.th }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -344,4 +345,39 @@ func FuzzTiledTIFF(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenThumbnailUsesPyramid checks the thumbnail of a pyramid comes from
+// the smallest sufficient level with the scale to full resolution, and
+// matches the thumbnail of the decoded full image closely.
+func TestOpenThumbnailUsesPyramid(t *testing.T) {
+	path := tiledFixture("jpeg_pyramid.tif")
+	tt, err := OpenTiledTIFF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tt.Close()
+	for _, tc := range []struct{ maxWidth, levelWidth, thumbWidth int }{
+		{60, 100, 60}, {100, 100, 100}, {150, 200, 150}, {40, 50, 40}, {500, 200, 200},
+	} {
+		l, pre := tt.Overview(tc.maxWidth)
+		if l.Bounds().Dx() != tc.levelWidth || pre != float64(tc.levelWidth)/200 {
+			t.Errorf("Overview(%d): level %d wide, scale %v; want %d", tc.maxWidth, l.Bounds().Dx(), pre, tc.levelWidth)
+		}
+		thumb, scale, err := OpenThumbnail(path, tc.maxWidth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if thumb.Bounds().Dx() != tc.thumbWidth || math.Abs(scale-float64(tc.thumbWidth)/200) > 1e-9 {
+			t.Errorf("OpenThumbnail(%d): %d wide, scale %v", tc.maxWidth, thumb.Bounds().Dx(), scale)
+		}
+		full, _ := Thumbnail(tt, tc.maxWidth)
+		var sum float64
+		for i := range full.Pix {
+			sum += math.Abs(float64(full.Pix[i]) - float64(thumb.Pix[i]))
+		}
+		if mean := sum / float64(len(full.Pix)); mean > 4 {
+			t.Errorf("OpenThumbnail(%d) differs from the full-resolution thumbnail by %.1f on average", tc.maxWidth, mean)
+		}
+	}
 }
