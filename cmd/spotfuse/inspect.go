@@ -132,12 +132,12 @@ func writeOverlay(path string, s *section.Section) error {
 	if s.Image == nil {
 		return fmt.Errorf("overlay: section %s has no image", s.Name)
 	}
-	img, err := patch.Decode(s.Image.Path)
+	// A tiled pyramid is read from a small level; other images are decoded
+	// and released before drawing.
+	thumb, scale, err := patch.OpenThumbnail(s.Image.Path, 2000)
 	if err != nil {
 		return err
 	}
-	thumb, scale := patch.Thumbnail(img, 2000)
-	img = nil // release the full image before drawing
 	names := make([]string, 0)
 	for l := range s.LabelCounts() {
 		names = append(names, l)
