@@ -44,11 +44,7 @@ func newConvBN(in, out, k, stride int, rng *rand.Rand) convBN {
 }
 
 func (c convBN) forward(x *nn.Var, train, relu bool) *nn.Var {
-	y := c.conv.Forward(x)
-	if relu {
-		return c.bn.ForwardReLU(y, train)
-	}
-	return c.bn.Forward(y, train)
+	return nn.ConvBN(x, c.conv, c.bn, train, relu)
 }
 
 // flops of a convolution producing out channels on an oh×ow map.

@@ -226,7 +226,22 @@ var minGemmCols = 256
 // the output map is smaller than minGemmCols pixels, then enough images to
 // fill it. Groups are processed in parallel (one serial GEMM each) when there
 // are enough of them, otherwise one after another with a parallel GEMM.
-func Conv2d(x, w, b *Var, stride, pad int) *Var {
+func Conv2d(x, w, b *Var, stride, pad int) *Var { return conv2d(x, w, b, stride, pad, nil) }
+
+// epilogue is a per-output-channel affine map (and ReLU) applied to a
+// convolution's output while it is still in cache: inference-mode
+// BatchNorm folded into the convolution.
+type epilogue struct {
+	scale, shift []float32
+	relu         bool
+}
+
+// apply maps y (one output channel's values) in place.
+func (e *epilogue) apply(y []float32, oc int) {
+	affineInto(y, y, e.scale[oc], e.shift[oc], e.relu)
+}
+
+func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 || xs[1] != ws[1] {
 		panic(fmt.Sprintf("nn: Conv2d input %v with weight %v", xs, ws))
@@ -311,6 +326,11 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 				beta = 1
 			}
 			gemm(par)(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
+			if ep != nil {
+				for oc := 0; oc < o; oc++ {
+					ep.apply(yi[oc*P:(oc+1)*P], oc)
+				}
+			}
 			return
 		}
 		tmp := getBuf(o * G * P)
@@ -329,9 +349,17 @@ func Conv2d(x, w, b *Var, stride, pad int) *Var {
 					dst[q] = v + bias[oc]
 				}
 			}
+			if ep != nil {
+				for oc := 0; oc < o; oc++ {
+					ep.apply(yi[oc*P:(oc+1)*P], oc)
+				}
+			}
 		}
 	})
 	v := newVar(out, x, w, b)
+	if ep != nil && v.requiresGrad {
+		panic("nn: conv2d epilogue in a recorded graph")
+	}
 	if v.requiresGrad {
 		v.backward = func() {
 			Gd := v.Grad.Data

@@ -190,6 +190,31 @@ func (b *BatchNormLayer) NamedBuffers() map[string]*tensor.Tensor {
 	return map[string]*tensor.Tensor{"running_mean": b.RunningMean, "running_var": b.RunningVar}
 }
 
+// ConvBN applies conv, then bn, then (with relu) ReLU. When no gradient is
+// recorded (inside NoGrad, or with no trainable input) and train is false,
+// the BatchNorm is folded into the convolution and applied to each output
+// block while it is still in cache; otherwise it is exactly
+// bn.Forward(conv.Forward(x), train) (or ForwardReLU).
+func ConvBN(x *Var, conv *Conv2dLayer, bn *BatchNormLayer, train, relu bool) *Var {
+	recorded := GradEnabled() && (x.requiresGrad || conv.W.requiresGrad || bn.Gamma.requiresGrad ||
+		bn.Beta.requiresGrad || (conv.B != nil && conv.B.requiresGrad))
+	if train || recorded {
+		if relu {
+			return bn.ForwardReLU(conv.Forward(x), train)
+		}
+		return bn.Forward(conv.Forward(x), train)
+	}
+	// y = γ·(conv − μ)/σ + β = a·conv + (β − a·μ), a = γ/σ.
+	c := bn.RunningMean.Size()
+	ep := &epilogue{scale: make([]float32, c), shift: make([]float32, c), relu: relu}
+	for i := range c {
+		a := bn.Gamma.Value.Data[i] / float32(math.Sqrt(float64(bn.RunningVar.Data[i])+float64(bn.Eps)))
+		ep.scale[i] = a
+		ep.shift[i] = bn.Beta.Value.Data[i] - a*bn.RunningMean.Data[i]
+	}
+	return conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, ep)
+}
+
 // LayerNormLayer normalises the last axis with learnable scale and shift.
 type LayerNormLayer struct {
 	Gamma, Beta *Var
