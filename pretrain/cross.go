@@ -63,11 +63,13 @@ type CrossConfig struct {
 	Loop            LoopConfig
 }
 
-// DefaultCrossConfig returns the documented defaults: frozen encoders, 1,000
-// steps of 256 spots, no context.
+// DefaultCrossConfig returns the documented defaults: frozen encoders, 200
+// steps of 256 spots, no context. The heads overfit the few thousand paired
+// spots of a typical study quickly: on HER2ST (7 training sections, C6
+// held out) the held-out loss was lowest after 50–150 steps.
 func DefaultCrossConfig() CrossConfig {
 	loop := DefaultLoop()
-	loop.Steps, loop.Batch, loop.CheckpointEvery, loop.LogEvery = 1000, 256, 250, 50
+	loop.Steps, loop.Batch, loop.CheckpointEvery, loop.LogEvery = 200, 256, 100, 25
 	return CrossConfig{Model: models.CrossConfig{}.WithDefaults(), Loop: loop}
 }
 
