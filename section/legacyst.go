@@ -165,6 +165,7 @@ func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
 	var col map[string]int
+	nHeader := 0
 	sf := &SpotFile{Path: path, byID: map[string]int{}}
 	for sc.Scan() {
 		line++
@@ -175,8 +176,13 @@ func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
 		fields := strings.Split(text, "\t")
 		if col == nil {
 			col = map[string]int{}
+			nHeader = len(fields)
 			for i, h := range fields {
-				col[strings.TrimSpace(h)] = i
+				h = strings.TrimSpace(h)
+				if _, dup := col[h]; dup {
+					return nil, fmt.Errorf("section: %s:%d: header repeats column %q", path, line, h)
+				}
+				col[h] = i
 			}
 			for _, need := range []string{"x", "y", "pixel_x", "pixel_y"} {
 				if _, ok := col[need]; !ok {
@@ -185,8 +191,8 @@ func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
 			}
 			continue
 		}
-		if len(fields) != len(col) {
-			return nil, fmt.Errorf("section: %s:%d: %d fields, header has %d", path, line, len(fields), len(col))
+		if len(fields) != nHeader {
+			return nil, fmt.Errorf("section: %s:%d: %d fields, header has %d", path, line, len(fields), nHeader)
 		}
 		num := func(name string) (float64, error) {
 			i, ok := col[name]
