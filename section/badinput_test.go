@@ -293,6 +293,12 @@ func badCases() []badCase {
 			return []string{l}
 		}), `"10x13" has no row in spot file`),
 		st("spot file without the pixel_x column", "spots", dropColumn("pixel_x", "\t"), "pixel_x"),
+		st("spot file header repeating a column", "spots", lines(func(i int, l string) []string {
+			if i == 0 {
+				l = strings.Replace(l, "new_x", "y", 1)
+			}
+			return []string{l}
+		}), `header repeats column "y"`),
 		st("labels without the label column", "labels", dropColumn("label", "\t"), "label"),
 		{reader: "legacy ST", name: "all-zero spot", kind: "warning", want: []string{"all-zero counts", "first=10x13"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
