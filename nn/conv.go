@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -117,30 +118,87 @@ func (g convGeom) source(kj int) (p, q, jlo, jhi int) {
 	return p, q, min(max(0, -q), g.ow), max(min(g.ow, n-q), 0)
 }
 
+// narrow outputs (deep layers on small images) have rows of a few pixels,
+// where per-row bookkeeping costs more than the copy: their column matrices
+// are gathered through a precomputed index table instead.
+var narrowWidth = 16
+
+// gatherTable returns, for a narrow geometry, the input offset of every
+// column-matrix element (−1 for padding), computed once per geometry.
+func (g convGeom) gatherTable() []int32 {
+	if t, ok := gatherTables.Load(g); ok {
+		return t.([]int32)
+	}
+	P := g.cols()
+	t := make([]int32, g.rows()*P)
+	r := 0
+	for ci := 0; ci < g.c; ci++ {
+		for ki := 0; ki < g.kh; ki++ {
+			for kj := 0; kj < g.kw; kj++ {
+				for oi := 0; oi < g.oh; oi++ {
+					for oj := 0; oj < g.ow; oj++ {
+						ii, jj := oi*g.stride-g.pad+ki, oj*g.stride-g.pad+kj
+						off := int32(-1)
+						if ii >= 0 && ii < g.h && jj >= 0 && jj < g.w {
+							off = int32((ci*g.h+ii)*g.w + jj)
+						}
+						t[r*P+oi*g.ow+oj] = off
+					}
+				}
+				r++
+			}
+		}
+	}
+	gatherTables.Store(g, t)
+	return t
+}
+
+var gatherTables sync.Map // convGeom -> []int32
+
 // im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]
 // whose rows are ld apart: col[(ci,ki,kj)·ld + (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj]
 // (0 outside the image). scratch has g.scratchSize() elements.
 func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 	P := g.cols()
+	if g.ow < narrowWidth {
+		t := g.gatherTable()
+		for r := 0; r < g.rows(); r++ {
+			dst, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
+			for q, off := range idx {
+				if off >= 0 {
+					dst[q] = x[off]
+				} else {
+					dst[q] = 0
+				}
+			}
+		}
+		return
+	}
 	planes, wp := x, g.w
 	if g.stride > 1 {
 		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
 		g.splitPhases(planes, x)
 	}
+	type src struct{ p, q, jlo, jhi int }
+	srcs := make([]src, g.kw)
+	for kj := range srcs {
+		p, q, jlo, jhi := g.source(kj)
+		srcs[kj] = src{p, q, jlo, jhi}
+	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
 		for ki := 0; ki < g.kh; ki++ {
+			// Output rows [ilo, ihi) read input rows inside the image.
+			ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
 			for kj := 0; kj < g.kw; kj++ {
 				dst := col[r*ld : r*ld+P]
 				r++
-				p, q, jlo, jhi := g.source(kj)
-				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
-				// Output rows [ilo, ihi) read input rows inside the image.
-				ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
+				p, q, jlo, jhi := srcs[kj].p, srcs[kj].q, srcs[kj].jlo, srcs[kj].jhi
 				if jlo >= jhi || ilo >= ihi {
 					clear(dst)
 					continue
 				}
+				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
 				clear(dst[:ilo*g.ow])
 				clear(dst[ihi*g.ow:])
 				n := jhi - jlo
@@ -165,6 +223,21 @@ func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 // ignored. scratch has g.scratchSize() elements.
 func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32, assign bool) {
 	P := g.cols()
+	if g.ow < narrowWidth {
+		if assign {
+			clear(dx[:g.c*g.h*g.w])
+		}
+		t := g.gatherTable()
+		for r := 0; r < g.rows(); r++ {
+			src, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
+			for q, off := range idx {
+				if off >= 0 {
+					dx[off] += src[q]
+				}
+			}
+		}
+		return
+	}
 	planes, wp := dx, g.w
 	if g.stride > 1 {
 		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()

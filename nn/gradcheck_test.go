@@ -233,6 +233,38 @@ func TestConvGrouping(t *testing.T) {
 	}
 }
 
+// TestConvLoweringPaths checks convolutions through both lowerings: row
+// copies over phase planes, and the gather table used for narrow outputs.
+func TestConvLoweringPaths(t *testing.T) {
+	defer func(n int) { narrowWidth = n }(narrowWidth)
+	cases := []struct {
+		x, w        []int
+		stride, pad int
+	}{
+		{[]int{2, 3, 5, 5}, []int{4, 3, 3, 3}, 1, 1},
+		{[]int{2, 2, 6, 5}, []int{3, 2, 3, 3}, 2, 1},
+		{[]int{1, 1, 5, 19}, []int{2, 1, 3, 3}, 2, 1},
+		{[]int{1, 2, 7, 8}, []int{2, 2, 3, 3}, 3, 1},
+		{[]int{2, 3, 5, 6}, []int{2, 3, 1, 1}, 2, 0},
+		{[]int{1, 2, 9, 8}, []int{2, 2, 7, 7}, 2, 3},
+		{[]int{1, 2, 5, 6}, []int{2, 2, 2, 3}, 1, 0},
+	}
+	for _, narrow := range []int{0, 1 << 20} {
+		for i, c := range cases {
+			t.Run(fmt.Sprintf("narrow%d/%d", narrow, i), func(t *testing.T) {
+				narrowWidth = narrow
+				r := rand.New(rand.NewPCG(uint64(i), 9))
+				in := []*Var{Param(randT(r, c.x...)), Param(randT(r, c.w...))}
+				checkGrads(t, in, func() *Var { return Conv2d(in[0], in[1], nil, c.stride, c.pad) })
+				tin := []*Var{Param(randT(r, c.x[0], c.w[0], 3, 4)), Param(randT(r, c.w[0], c.x[1], c.w[2], c.w[3]))}
+				if c.pad < c.w[2] && c.pad < c.w[3] {
+					checkGrads(t, tin, func() *Var { return ConvTranspose2d(tin[0], tin[1], nil, c.stride, c.pad) })
+				}
+			})
+		}
+	}
+}
+
 // TestGradientsThreads repeats a parallel op's check with several thread
 // counts so the split paths are exercised.
 func TestGradientsThreads(t *testing.T) {
