@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/spotfuse/spotfuse/tensor"
 )
 
 // PCA projects the n × d row-major matrix x onto its first k principal
@@ -26,20 +28,26 @@ func PCA(x []float32, n, d, k int) (scores, components []float32, explainedVar [
 	if k < 1 || k > min(n, d) {
 		return nil, nil, nil, fmt.Errorf("preprocess: PCA with %d components of a %d × %d matrix", k, n, d)
 	}
-	xc, _, err := centred(x, n, d)
+	means, err := columnMeans(x, n, d)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var u, v *mat.Dense
 	var s []float64
 	if float64(n)*float64(d)*float64(min(n, d)) <= 2e9 {
-		u, s, v, err = exactSVD(xc)
+		xc := make([]float64, n*d)
+		for i := range n {
+			for j, v := range x[i*d : (i+1)*d] {
+				xc[i*d+j] = float64(v) - means[j]
+			}
+		}
+		u, s, v, err = exactSVD(mat.NewDense(n, d, xc))
 	} else {
 		iter := 7 // scikit-learn's choice: fewer power iterations for many components
 		if float64(k) >= 0.1*float64(min(n, d)) {
 			iter = 4
 		}
-		u, s, v, err = randomizedSVD(xc, k, 10, iter, 0)
+		u, s, v, err = randomizedSVD(centred(x, means), n, d, k, 10, iter, 0)
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -67,7 +75,7 @@ func PCA(x []float32, n, d, k int) (scores, components []float32, explainedVar [
 	return scores, components, explainedVar, nil
 }
 
-func exactSVD(a *mat.Dense) (u *mat.Dense, s []float64, v *mat.Dense, err error) {
+func exactSVD(a mat.Matrix) (u *mat.Dense, s []float64, v *mat.Dense, err error) {
 	var svd mat.SVD
 	if !svd.Factorize(a, mat.SVDThin) {
 		return nil, nil, nil, fmt.Errorf("preprocess: PCA SVD did not converge")
@@ -78,37 +86,59 @@ func exactSVD(a *mat.Dense) (u *mat.Dense, s []float64, v *mat.Dense, err error)
 	return u, svd.Values(nil), v, nil
 }
 
-// randomizedSVD approximates the top k singular triplets of a.
-func randomizedSVD(a *mat.Dense, k, oversample, powerIter int, seed uint64) (u *mat.Dense, s []float64, v *mat.Dense, err error) {
-	n, d := a.Dims()
+// randomizedSVD approximates the top k singular triplets of the n × d
+// row-major matrix a. The products with a, which hold nearly all the work,
+// run through tensor.Gemm (OpenBLAS when built with cgo) in float32, the
+// precision of the input; the small orthonormalisations and the SVD of the
+// projected l × d matrix are done in float64.
+func randomizedSVD(a []float32, n, d, k, oversample, powerIter int, seed uint64) (u *mat.Dense, s []float64, v *mat.Dense, err error) {
 	l := min(k+oversample, min(n, d))
 	rng := rand.New(rand.NewPCG(seed, 0x70636121))
-	omega := mat.NewDense(d, l, nil)
-	for i := range d {
-		for j := range l {
-			omega.Set(i, j, rng.NormFloat64())
-		}
+	omega := make([]float32, d*l)
+	for i := range omega {
+		omega[i] = float32(rng.NormFloat64())
 	}
-	var y mat.Dense
-	y.Mul(a, omega) // n × l
-	q := orthonormal(&y)
+	y := make([]float32, n*l)
+	z := make([]float32, d*l)
+	tensor.Gemm(false, false, n, l, d, 1, a, d, omega, l, 0, y, l) // n × l
+	q := orthonormal(mat.NewDense(n, l, widen(y)))
 	for range powerIter {
-		var z mat.Dense
-		z.Mul(a.T(), q) // d × l
-		zq := orthonormal(&z)
-		y.Reset()
-		y.Mul(a, zq)
-		q = orthonormal(&y)
+		tensor.Gemm(true, false, d, l, n, 1, a, d, narrow(q), l, 0, z, l) // d × l
+		zq := orthonormal(mat.NewDense(d, l, widen(z)))
+		tensor.Gemm(false, false, n, l, d, 1, a, d, narrow(zq), l, 0, y, l)
+		q = orthonormal(mat.NewDense(n, l, widen(y)))
 	}
-	var b mat.Dense
-	b.Mul(q.T(), a) // l × d
-	ub, sb, vb, err := exactSVD(&b)
+	// b = qᵀ·a, computed as (aᵀ·q)ᵀ: d × l.
+	tensor.Gemm(true, false, d, l, n, 1, a, d, narrow(q), l, 0, z, l)
+	b := mat.NewDense(d, l, widen(z))
+	ub, sb, vb, err := exactSVD(b.T())
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	u = new(mat.Dense)
 	u.Mul(q, ub)
 	return u, sb, vb, nil
+}
+
+// widen returns x as float64.
+func widen(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// narrow returns the values of the dense matrix m as row-major float32.
+func narrow(m *mat.Dense) []float32 {
+	r, c := m.Dims()
+	out := make([]float32, 0, r*c)
+	for i := range r {
+		for _, v := range m.RawRowView(i) {
+			out = append(out, float32(v))
+		}
+	}
+	return out
 }
 
 // orthonormal returns an orthonormal basis of the columns of a by modified
@@ -151,24 +181,32 @@ func orthonormal(a *mat.Dense) *mat.Dense {
 	return q
 }
 
-// centred returns x (n × d) with column means subtracted, and the means.
-func centred(x []float32, n, d int) (*mat.Dense, []float64, error) {
-	xc := mat.NewDense(n, d, nil)
+// columnMeans returns the column means of the n × d matrix x, accumulated
+// in float64, or an error naming the first non-finite value.
+func columnMeans(x []float32, n, d int) ([]float64, error) {
 	means := make([]float64, d)
-	for j := range d {
-		var mean float64
-		for i := range n {
-			mean += float64(x[i*d+j])
-		}
-		mean /= float64(n)
-		means[j] = mean
-		for i := range n {
-			v := float64(x[i*d+j])
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, nil, fmt.Errorf("preprocess: PCA input has a non-finite value at row %d column %d", i, j)
+	for i := range n {
+		for j, v := range x[i*d : (i+1)*d] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("preprocess: PCA input has a non-finite value at row %d column %d", i, j)
 			}
-			xc.Set(i, j, v-mean)
+			means[j] += float64(v)
 		}
 	}
-	return xc, means, nil
+	for j := range means {
+		means[j] /= float64(n)
+	}
+	return means, nil
+}
+
+// centred returns the rows of x with means subtracted, in float32.
+func centred(x []float32, means []float64) []float32 {
+	d := len(means)
+	xc := make([]float32, len(x))
+	for i := range len(x) / d {
+		for j, v := range x[i*d : (i+1)*d] {
+			xc[i*d+j] = float32(float64(v) - means[j])
+		}
+	}
+	return xc
 }

@@ -276,8 +276,11 @@ func TestRandomizedPCAMatchesExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xc, _, _ := centred(x, n, d)
-	_, s, _, err := randomizedSVD(xc, k, 10, 7, 1)
+	means, err := columnMeans(x, n, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s, _, err := randomizedSVD(centred(x, means), n, d, k, 10, 7, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
