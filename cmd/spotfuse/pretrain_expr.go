@@ -224,7 +224,8 @@ retrieval accuracy (top-1/top-5 against chance 1/n, 5/n).
 
 Writes to --out: checkpoint.safetensors, loss.csv, loss.png, cross.safetensors (heads and
 encoders), embeddings.tsv (section, spot, held_out, img0…, expr0… in the shared space) and
-retrieval.tsv.`,
+retrieval.tsv (per section, over all its spots and over its interior spots, those with every
+array neighbour present).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loop, err := lf.loop(out)
@@ -303,28 +304,47 @@ retrieval.tsv.`,
 			}); err != nil {
 				return fmt.Errorf("writing %s: %w", path, err)
 			}
-			// Retrieval within each section (the candidates are that section's spots).
+			// Retrieval within each section (the candidates are that section's
+			// spots), over all spots and over the interior spots only (all
+			// array neighbours present): with --context these share one
+			// neighbourhood layout, so the layout cannot be what matches.
+			nb, err := models.GridNeighbours(cd.Row, cd.Col, cd.Section)
+			if err != nil {
+				return err
+			}
 			var rows []string
 			for s := range secs {
-				var idx []int
+				var all, interior []int
+				full := 0
 				for i, v := range cd.Section {
 					if v == s {
-						idx = append(idx, i)
+						all = append(all, i)
+						full = max(full, len(nbPresent(nb, i)))
 					}
 				}
-				if len(idx) < 5 {
-					continue
+				for _, i := range all {
+					if len(nbPresent(nb, i)) == full {
+						interior = append(interior, i)
+					}
 				}
-				acc, err := pretrain.Retrieval(pickRows(zi, dim, idx), pickRows(ze, dim, idx), len(idx), dim, 1, 5)
-				if err != nil {
-					return err
+				for _, set := range []struct {
+					name string
+					idx  []int
+				}{{"all", all}, {"interior", interior}} {
+					if len(set.idx) < 5 {
+						continue
+					}
+					acc, err := pretrain.Retrieval(pickRows(zi, dim, set.idx), pickRows(ze, dim, set.idx), len(set.idx), dim, 1, 5)
+					if err != nil {
+						return err
+					}
+					n := float64(len(set.idx))
+					rows = append(rows, fmt.Sprintf("%s\t%t\t%s\t%d\t%.4f\t%.4f\t%.4f\t%.4f", secs[s].Name, held[s], set.name, len(set.idx), acc[0], acc[1], 1/n, 5/n))
+					slog.Info("retrieval image→expression", "section", secs[s].Name, "held_out", held[s], "spots", set.name, "n", len(set.idx),
+						"top1", acc[0], "top5", acc[1], "chance_top1", 1/n, "chance_top5", 5/n)
 				}
-				n := float64(len(idx))
-				rows = append(rows, fmt.Sprintf("%s\t%t\t%d\t%.4f\t%.4f\t%.4f\t%.4f", secs[s].Name, held[s], len(idx), acc[0], acc[1], 1/n, 5/n))
-				slog.Info("retrieval image→expression", "section", secs[s].Name, "held_out", held[s], "spots", len(idx),
-					"top1", acc[0], "top5", acc[1], "chance_top1", 1/n, "chance_top5", 5/n)
 			}
-			text := "section\theld_out\tspots\ttop1\ttop5\tchance_top1\tchance_top5\n" + strings.Join(rows, "\n") + "\n"
+			text := "section\theld_out\tspots\tn\ttop1\ttop5\tchance_top1\tchance_top5\n" + strings.Join(rows, "\n") + "\n"
 			if err := atomicfile.WriteFile(filepath.Join(out, "retrieval.tsv"), []byte(text)); err != nil {
 				return err
 			}
@@ -352,6 +372,17 @@ retrieval.tsv.`,
 	fl.BoolVar(&ftExpr, "finetune-expr", false, "fine-tune the expression encoder")
 	fl.StringVar(&out, "out", "", "output directory (required)")
 	return cmd
+}
+
+// nbPresent returns the neighbour rows of spot i.
+func nbPresent(nb *models.Neighbourhood, i int) []int {
+	var out []int
+	for _, j := range nb.Idx[i*nb.K : (i+1)*nb.K] {
+		if j >= 0 {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // pickRows returns rows idx of the row-major matrix x of width d.
