@@ -234,7 +234,9 @@ func subsetSeed(seed, fold, fi int) uint64 {
 }
 
 // Evaluate runs the design: every job's rows are appended to rf (when not
-// nil) as soon as the job ends; runs whose key is in done are skipped.
+// nil) as soon as the job ends, so the file's order depends on the
+// workers' scheduling (SortRows restores a canonical one); runs whose key
+// is in done are skipped. The returned Outcome is in job order.
 func Evaluate(ctx context.Context, d *Design, rf *ResultsFile, done map[string]bool, prog progress.Reporter) (*Outcome, error) {
 	prog = progress.Or(prog)
 	var jobs []job
@@ -268,10 +270,12 @@ func Evaluate(ctx context.Context, d *Design, rf *ResultsFile, done map[string]b
 	prog.Start("evaluating", total)
 	defer prog.Finish()
 
+	// Each job's outcome is kept at its index so Outcome lists rows and
+	// OOF predictions in job order whatever the workers' scheduling.
 	workers := max(1, d.Workers)
 	var (
 		mu       sync.Mutex
-		out      = &Outcome{}
+		byJob    = make([]Outcome, len(jobs))
 		firstErr error
 		wg       sync.WaitGroup
 		next     = 0
@@ -288,7 +292,8 @@ func Evaluate(ctx context.Context, d *Design, rf *ResultsFile, done map[string]b
 					mu.Unlock()
 					return
 				}
-				j := jobs[next]
+				ji := next
+				j := jobs[ji]
 				next++
 				mu.Unlock()
 				rows, oof, err := d.runJob(ctx, j, done, func(n int) {
@@ -304,13 +309,17 @@ func Evaluate(ctx context.Context, d *Design, rf *ResultsFile, done map[string]b
 					firstErr = fmt.Errorf("study: %s %s %s/%s seed %d: %w", j.eval, j.section, j.set.Setting, j.head, j.seed, err)
 					cancel()
 				}
-				out.Rows = append(out.Rows, rows...)
-				out.OOF = append(out.OOF, oof...)
+				byJob[ji] = Outcome{Rows: rows, OOF: oof}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	out := &Outcome{}
+	for _, o := range byJob {
+		out.Rows = append(out.Rows, o.Rows...)
+		out.OOF = append(out.OOF, o.OOF...)
+	}
 	if firstErr != nil {
 		return out, firstErr
 	}

@@ -3,6 +3,7 @@ package study
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,6 +261,92 @@ func (rf *ResultsFile) Append(rows ...*Row) error {
 		return fmt.Errorf("study: %s: %w", rf.path, err)
 	}
 	return rf.f.Sync()
+}
+
+// Rewrite replaces the file's content, atomically, by the header and rows
+// (for a canonical order once every run has ended; see SortRows). Appends
+// after it continue the new file.
+func (rf *ResultsFile) Rewrite(rows []*Row) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header(rf.classes))
+	for _, r := range rows {
+		if len(r.F1) != len(rf.classes) {
+			return fmt.Errorf("study: row %s has %d per-class F1 values for %d classes", r.Key(), len(r.F1), len(rf.classes))
+		}
+		w.Write(r.record())
+	}
+	w.Flush()
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if err := atomicfile.WriteFile(rf.path, buf.Bytes()); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(rf.path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("study: %w", err)
+	}
+	rf.f.Close()
+	rf.f = f
+	return nil
+}
+
+// SortRows orders rows canonically, independently of the order the runs
+// ended in: by study, evaluation, the rank of the setting in settings
+// (settings not listed follow, by name), head, pretraining seed, seed,
+// section, label fraction and fold. Summaries computed from sorted rows
+// are bit-identical between runs.
+func SortRows(rows []*Row, settings []string) {
+	rank := map[string]int{}
+	for i, s := range settings {
+		if _, ok := rank[s]; !ok {
+			rank[s] = i
+		}
+	}
+	evalRank := map[string]int{"kfold": 0, "loso": 1, "cluster": 2}
+	settingRank := func(s string) int {
+		if r, ok := rank[s]; ok {
+			return r
+		}
+		return len(settings)
+	}
+	slices.SortStableFunc(rows, func(a, b *Row) int {
+		if c := strings.Compare(a.Study, b.Study); c != 0 {
+			return c
+		}
+		ea, oka := evalRank[a.Eval]
+		eb, okb := evalRank[b.Eval]
+		if !oka {
+			ea = len(evalRank)
+		}
+		if !okb {
+			eb = len(evalRank)
+		}
+		return cmp.Or(
+			cmp.Compare(ea, eb),
+			strings.Compare(a.Eval, b.Eval),
+			cmp.Compare(settingRank(a.Setting), settingRank(b.Setting)),
+			strings.Compare(a.Setting, b.Setting),
+			strings.Compare(a.Pretext, b.Pretext),
+			compareBool(a.Context, b.Context),
+			strings.Compare(a.Head, b.Head),
+			cmp.Compare(a.PSeed, b.PSeed),
+			cmp.Compare(a.Seed, b.Seed),
+			strings.Compare(a.Section, b.Section),
+			cmp.Compare(a.Fraction, b.Fraction),
+			cmp.Compare(a.Fold, b.Fold),
+		)
+	})
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
 
 // Close closes the file.

@@ -555,6 +555,22 @@ func (r *runner) evaluate(ctx context.Context) (*Results, error) {
 	}
 	res.Rows = append(res.Rows, out.Rows...)
 	res.OOF = out.OOF
+	// Rows were appended as runs ended; rewrite them in a canonical order
+	// so the same study gives the same results.csv (and summary) twice.
+	settings := make([]string, len(r.sets))
+	for i, s := range r.sets {
+		settings[i] = s.Setting
+	}
+	SortRows(res.Rows, settings)
+	var others []*Row
+	for _, row := range prev {
+		if row.Study != cfg.Name {
+			others = append(others, row)
+		}
+	}
+	if err := rf.Rewrite(append(others, res.Rows...)); err != nil {
+		return nil, err
+	}
 
 	r.stage("summary and report")
 	res.Summary = Summarize(res.Rows, r.classes)

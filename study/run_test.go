@@ -242,3 +242,45 @@ func TestRunErrors(t *testing.T) {
 		t.Error("invalid config: no error")
 	}
 }
+
+// TestRunSameAnswerTwice runs the synthetic study twice from scratch, with
+// 2 and 3 evaluation workers: results.csv must be byte-identical apart
+// from the wall-time column, and summary.csv byte-identical.
+func TestRunSameAnswerTwice(t *testing.T) {
+	var results, summaries [2][]byte
+	for i, workers := range []int{2, 3} {
+		cfg := synthConfig(t)
+		cfg.Workers = workers
+		res, err := Run(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if results[i], err = os.ReadFile(res.ResultsCSV); err != nil {
+			t.Fatal(err)
+		}
+		if summaries[i], err = os.ReadFile(res.SummaryCSV); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withoutSeconds := func(b []byte) []string {
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if j := strings.LastIndexByte(l, ','); j >= 0 {
+				lines[i] = l[:j]
+			}
+		}
+		return lines
+	}
+	a, b := withoutSeconds(results[0]), withoutSeconds(results[1])
+	if len(a) != len(b) || len(a) < 3 {
+		t.Fatalf("results.csv has %d and %d lines", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("results.csv line %d differs between two runs:\n%s\n%s", i+1, a[i], b[i])
+		}
+	}
+	if !bytes.Equal(summaries[0], summaries[1]) {
+		t.Error("summary.csv differs between two runs")
+	}
+}
