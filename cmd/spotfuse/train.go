@@ -59,7 +59,11 @@ package classify) from a labelled section:
      init with BatchNorm statistics from those patches), patch.size pixels,
      crop side = spot diameter × patch.context;
   4. one logistic-regression head per modality (expression, image, fused =
-     image ⊕ expression) on every labelled spot (exclude_labels left out).
+     image ⊕ expression) on every labelled spot (exclude_labels left out),
+     on features centred per section (--section-center, default on: each
+     section's features minus their mean over that section, a label-free
+     correction of section and patient shifts; prediction therefore expects
+     a whole section, not a handful of spots).
 
 The config is a study config (spotfuse study); its targets[0] is the training
 section unless --section is given. A --section that is not a HER2ST name is
@@ -113,7 +117,7 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 	fl.Float64Var(&opt.C, "C", 1, "inverse L2 strength of the logistic-regression heads")
 	fl.Float64Var(&opt.MaxMissing, "max-missing", 0.2, "largest fraction of the bundle's genes a section may lack before prediction from expression is refused")
 	fl.BoolVar(&opt.NoImage, "no-image", false, "train the expression head only")
-	fl.BoolVar(&opt.Center, "section-center", false, "centre each section's features on their own mean before the heads (label-free correction of section shifts)")
+	fl.BoolVar(&opt.Center, "section-center", true, "centre each section's features on their own mean before the heads (label-free correction of section shifts; predict whole sections)")
 	fl.StringVar(&opt.From, "from", "", "reuse the genes and encoders of this bundle and fit new heads only (no pretraining)")
 	fl.IntVar(&opt.CV, "cv", 0, "also report a stratified k-fold cross-validation of each head on the training section (0 = off)")
 	root.AddCommand(cmd)
