@@ -65,22 +65,23 @@ labels when it had some; other obs columns of the input are not carried over.`,
 			if err != nil {
 				return err
 			}
-			if out == "" {
-				out = sec.Name + ".predictions.csv"
+			csvPath, h5Path := out, h5adOut // flag values stay untouched
+			if csvPath == "" {
+				csvPath = sec.Name + ".predictions.csv"
 			}
-			if err := atomicfile.Write(out, p.WriteCSV); err != nil {
+			if err := atomicfile.Write(csvPath, p.WriteCSV); err != nil {
 				return fmt.Errorf("predict: %w", err)
 			}
 			printPrediction(cmd.OutOrStdout(), p)
-			fmt.Fprintf(cmd.OutOrStdout(), "predictions: %s\n", out)
-			if f, _ := section.Detect(args[0]); f == section.FormatH5AD && h5adOut == "" {
-				h5adOut = strings.TrimSuffix(out, filepath.Ext(out)) + ".h5ad"
+			fmt.Fprintf(cmd.OutOrStdout(), "predictions: %s\n", csvPath)
+			if f, _ := section.Detect(args[0]); f == section.FormatH5AD && h5Path == "" {
+				h5Path = strings.TrimSuffix(csvPath, filepath.Ext(csvPath)) + ".h5ad"
 			}
-			if h5adOut != "" {
-				if err := writePredictionH5AD(h5adOut, p, sopt.LabelColumn); err != nil {
+			if h5Path != "" {
+				if err := writePredictionH5AD(h5Path, p, sopt.LabelColumn); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "h5ad with predictions: %s\n", h5adOut)
+				fmt.Fprintf(cmd.OutOrStdout(), "h5ad with predictions: %s\n", h5Path)
 			}
 			if mapPath != "" {
 				if err := writePredictionMap(mapPath, p); err != nil {

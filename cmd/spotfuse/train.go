@@ -80,6 +80,7 @@ read as a path (h5ad, Space Ranger or legacy ST; --labels/--label-column).`,
 			if data != "" {
 				cfg.DataDir = data
 			}
+			opt := opt // the flag values stay untouched
 			if opt.Section == "" {
 				opt.Section = cfg.Targets[0]
 			}

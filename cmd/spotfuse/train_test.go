@@ -42,16 +42,17 @@ func TestTrainPredictDomains(t *testing.T) {
 	bundle := filepath.Join(tmp, "tiny.bundle")
 	for _, feat := range []string{"pca", "encoder"} {
 		out := run(t, "train", "--config", cfg, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
-			"--expr-features", feat, "--out", bundle)
+			"--expr-features", feat, "--section-center=true", "--from=", "--cv=0", "--out", bundle)
 		if !strings.Contains(out, "heads [fused expr image]") || !strings.Contains(out, "40 genes") {
 			t.Fatalf("train output: %s", out)
 		}
 	}
 
-	// New heads on the same encoders, centred per section, with a CV report.
+	// New heads on the same encoders, not centred per section (the default
+	// is centred), with a CV report.
 	refit := filepath.Join(tmp, "refit.bundle")
 	out := run(t, "train", "--from", bundle, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
-		"--section-center", "--cv", "3", "--out", refit)
+		"--section-center=false", "--cv", "3", "--out", refit)
 	if !strings.Contains(out, "3-fold CV on") || !strings.Contains(out, "image head: 40 spots") {
 		t.Fatalf("train --from output: %s", out)
 	}
@@ -63,8 +64,8 @@ func TestTrainPredictDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b2.Meta.SectionCenter || !slices.Equal(b1.Meta.Genes, b2.Meta.Genes) || b1.Meta.WeightsSHA256 == b2.Meta.WeightsSHA256 {
-		t.Fatal("train --from: want the same genes, section centring and new heads")
+	if !b1.Meta.SectionCenter || b2.Meta.SectionCenter || !slices.Equal(b1.Meta.Genes, b2.Meta.Genes) || b1.Meta.WeightsSHA256 == b2.Meta.WeightsSHA256 {
+		t.Fatal("train --from: want the same genes, section centring switched off and new heads")
 	}
 
 	visium := filepath.Join(repo, "testdata/visium/A1_sub")
