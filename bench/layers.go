@@ -41,13 +41,17 @@ func Conv4Layers(cfg Config, reps int) []LayerStat {
 		oh := (h+2-3)/stride + 1
 		flops := 2 * float64(chans[i+1]*chans[i]*9*oh*oh*cfg.Batch)
 		fwd, bwd := time.Duration(1<<62), time.Duration(1<<62)
+		var seed *tensor.Tensor
 		for r := 0; r < reps; r++ {
 			t := time.Now()
 			nn.NoGrad(func() { conv.Forward(x) })
 			fwd = min(fwd, time.Since(t))
 			y := conv.Forward(x)
+			if seed == nil {
+				seed = tensor.Full(1, y.Value.Shape...)
+			}
 			t = time.Now()
-			nn.Sum(y).Backward() // Sum's own cost is a small fraction
+			y.BackwardFrom(seed)
 			bwd = min(bwd, time.Since(t))
 			conv.W.ZeroGrad()
 			x.ZeroGrad()

@@ -62,7 +62,7 @@ func checkGrads(t *testing.T, inputs []*Var, f func() *Var) {
 	for _, in := range inputs {
 		in.Grad = nil
 	}
-	out.backwardFrom(seed)
+	out.BackwardFrom(seed)
 	const eps = 3e-3
 	for k, in := range inputs {
 		if in.Grad == nil {

@@ -151,7 +151,7 @@ func TestAgainstTorch(t *testing.T) {
 			}
 			out, extra := f(c, in)
 			assertClose(t, "output", out.Value.Data, c.Output, 1e-4)
-			out.backwardFrom(c.Seed.tensor())
+			out.BackwardFrom(c.Seed.tensor())
 			for k, want := range c.Grads {
 				assertClose(t, "grad "+k, in[k].Grad.Data, want, 2e-4)
 			}
@@ -181,7 +181,7 @@ func TestMultiHeadAttentionAgainstTorch(t *testing.T) {
 		Heads: int(c.Params["heads"].(float64))}
 	out := m.Forward(in["q"], in["k"], in["v"], c.Mask.tensor())
 	assertClose(t, "output", out.Value.Data, c.Output, 1e-4)
-	out.backwardFrom(c.Seed.tensor())
+	out.BackwardFrom(c.Seed.tensor())
 	for _, k := range []string{"q", "k", "v", "out_w", "out_b"} {
 		assertClose(t, "grad "+k, in[k].Grad.Data, c.Grads[k], 2e-4)
 	}

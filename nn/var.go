@@ -119,18 +119,26 @@ func (v *Var) Backward() {
 	if v.Value.Size() != 1 {
 		panic(fmt.Sprintf("nn: Backward on a non-scalar of shape %v", v.Value.Shape))
 	}
-	v.backwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...))
+	v.BackwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...))
 }
 
-// backwardFrom runs backpropagation from v seeded with gradient seed (v's shape).
-func (v *Var) backwardFrom(seed *tensor.Tensor) {
+// BackwardFrom runs backpropagation from a non-scalar v seeded with the
+// gradient seed (v's size), like torch's v.backward(seed): the gradients
+// are those of Σ v·seed.
+func (v *Var) BackwardFrom(seed *tensor.Tensor) {
+	if seed.Size() != v.Value.Size() {
+		panic(fmt.Sprintf("nn: BackwardFrom seed of shape %v for a Var of shape %v", seed.Shape, v.Value.Shape))
+	}
 	if !v.requiresGrad {
 		return
 	}
 	order := topoSort(v)
-	g := v.grad()
-	for i, s := range seed.Data {
-		g[i] += s
+	if g, fresh := v.gradFresh(); fresh {
+		copy(g, seed.Data)
+	} else {
+		for i, s := range seed.Data {
+			g[i] += s
+		}
 	}
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
