@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/spotfuse/spotfuse/classify"
 	"github.com/spotfuse/spotfuse/section"
 )
@@ -18,8 +21,29 @@ import (
 const tinyConfig = `{"pretrain_expr": [], "pretrain_images": [], "hvg": 40, "pca": 5, "patch": {"size": 16},
  "pretrain": {"image": {"off": true, "width": 4, "depth": 2}, "expr": {"off": true, "latent": 8, "hidden": 16}}}`
 
+// resetFlags puts every flag of c and its subcommands back to its default
+// (the commands are package globals, so values would leak between runs).
+func resetFlags(c *cobra.Command) {
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			var vals []string
+			if def := strings.Trim(f.DefValue, "[]"); def != "" {
+				vals = strings.Split(def, ",")
+			}
+			sv.Replace(vals)
+		} else {
+			f.Value.Set(f.DefValue)
+		}
+		f.Changed = false
+	})
+	for _, sub := range c.Commands() {
+		resetFlags(sub)
+	}
+}
+
 func run(t *testing.T, args ...string) string {
 	t.Helper()
+	resetFlags(root)
 	var buf bytes.Buffer
 	root.SetOut(&buf)
 	root.SetArgs(args)
@@ -42,7 +66,7 @@ func TestTrainPredictDomains(t *testing.T) {
 	bundle := filepath.Join(tmp, "tiny.bundle")
 	for _, feat := range []string{"pca", "encoder"} {
 		out := run(t, "train", "--config", cfg, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
-			"--expr-features", feat, "--section-center=true", "--from=", "--cv=0", "--out", bundle)
+			"--expr-features", feat, "--out", bundle)
 		if !strings.Contains(out, "heads [fused expr image]") || !strings.Contains(out, "40 genes") {
 			t.Fatalf("train output: %s", out)
 		}
@@ -156,5 +180,31 @@ func TestScoreDomains(t *testing.T) {
 	r = scoreDomains("s", "expr", "kmeans", []int{0, 1}, []int{-1, -1}, 0)
 	if !math.IsNaN(r.ARI) || r.Scored != 0 {
 		t.Fatalf("%+v: unlabelled section must have undefined scores", r)
+	}
+}
+
+// TestPredictHER2STSection predicts a real HER2ST section without an image
+// (B1, legacy ST) with a bundle trained on the fixture: every spot gets an
+// expression-only label and the labelled spots are scored.
+func TestPredictHER2STSection(t *testing.T) {
+	dir, _ := os.Getwd()
+	repo := filepath.Join(dir, "..", "..")
+	data := filepath.Join(repo, "..", "shared", "data", "her2st")
+	if _, err := os.Stat(filepath.Join(data, "counts", "B1.tsv.gz")); err != nil {
+		t.Skip("real her2st data not found beside the repo")
+	}
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "tiny.json")
+	if err := os.WriteFile(cfg, []byte(tinyConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(tmp, "tiny.bundle")
+	run(t, "train", "--config", cfg, "--section", filepath.Join(repo, "testdata/h5ad/A1_sub_dense.h5ad"),
+		"--expr-features", "pca", "--out", bundle)
+	out := run(t, "predict", "--model", bundle, "--data", data, "B1", "--out", filepath.Join(tmp, "B1.csv"))
+	for _, w := range []string{"section B1: 295 spots", "modality: expr 295", "scored on"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("predict output lacks %q:\n%s", w, out)
+		}
 	}
 }
