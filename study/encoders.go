@@ -26,7 +26,7 @@ func (r *runner) randomExpr(pseed uint64) (exprEmbedder, error) {
 // pretrainExpr trains the expression encoder on the pooled PretrainExpr
 // sections (one batch per section). Checkpoints go to
 // Out/pretrain/expr-<task>-seed<seed>.
-func (r *runner) pretrainExpr(ctx context.Context, pseed uint64) (exprEmbedder, error) {
+func (r *runner) pretrainExpr(ctx context.Context, pseed uint64) (exprEmbedder, *models.ExprEncoder, error) {
 	ex := r.cfg.Pretrain.Expr
 	d := r.expr.Pool
 	loop := pretrain.DefaultLoop()
@@ -37,10 +37,10 @@ func (r *runner) pretrainExpr(ctx context.Context, pseed uint64) (exprEmbedder, 
 	enc, hist, err := pretrain.TrainExpression(ctx, d, pretrain.ExprConfig{Task: ex.Task, Latent: ex.Latent, Hidden: ex.Hidden,
 		MaskFrac: ex.MaskFrac, Loop: loop}, r.prog)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logHistory("expression "+ex.Task, hist)
-	return func(x []float32, n int) ([]float32, int) { return enc.Embed(x, n, nil) }, nil
+	return func(x []float32, n int) ([]float32, int) { return enc.Embed(x, n, nil) }, enc, nil
 }
 
 // colourTextureStats is the hand-crafted image baseline

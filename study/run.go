@@ -340,30 +340,44 @@ func (r *runner) features(ctx context.Context) error {
 			r.addEncoderSets("random", "", pseed, img, expr)
 		}
 		if !cfg.Pretrain.Image.Off || !cfg.Pretrain.Expr.Off {
-			var expr exprEmbedder
+			var (
+				expr    exprEmbedder
+				exprEnc *models.ExprEncoder
+			)
 			if !cfg.Pretrain.Expr.Off {
 				r.stage(fmt.Sprintf("pretraining the expression encoder (seed %d)", pseed))
 				var err error
-				expr, err = r.pretrainExpr(ctx, pseed)
+				expr, exprEnc, err = r.pretrainExpr(ctx, pseed)
 				if err != nil {
 					return err
 				}
 			}
-			var img imageEmbedder
+			var (
+				img    imageEmbedder
+				imgEnc *models.ImageEncoder
+			)
 			tasks := enabledTasks(cfg.Pretrain.Image.Tasks)
 			if !cfg.Pretrain.Image.Off && r.pool != nil {
 				r.stage(fmt.Sprintf("pretraining the image encoder on %s (seed %d)", strings.Join(tasks, "+"), pseed))
 				var err error
-				img, err = r.pretrainImage(ctx, cfg.Pretrain.Image.Tasks, pseed)
+				img, imgEnc, err = r.pretrainImage(ctx, cfg.Pretrain.Image.Tasks, pseed)
 				if err != nil {
 					return err
 				}
 			}
 			r.addEncoderSets("pretrained", strings.Join(tasks, "+"), pseed, img, expr)
+			if !cfg.Pretrain.Cross.Off && imgEnc != nil && exprEnc != nil && len(r.targets) > 0 {
+				r.stage(fmt.Sprintf("cross-modal alignment of the pretrained encoders (seed %d)", pseed))
+				ci, ce, err := r.pretrainCross(ctx, imgEnc, exprEnc, pseed)
+				if err != nil {
+					return err
+				}
+				r.addEncoderSets("cross", strings.Join(tasks, "+"), pseed, ci, ce)
+			}
 			if cfg.TaskAblation && img != nil && len(tasks) > 1 {
 				for _, task := range tasks {
 					r.stage(fmt.Sprintf("pretraining the image encoder on %s alone (seed %d)", task, pseed))
-					one, err := r.pretrainImage(ctx, map[string]float64{task: cfg.Pretrain.Image.Tasks[task]}, pseed)
+					one, _, err := r.pretrainImage(ctx, map[string]float64{task: cfg.Pretrain.Image.Tasks[task]}, pseed)
 					if err != nil {
 						return err
 					}
@@ -493,7 +507,7 @@ func (r *runner) randomImage(pseed uint64) (imageEmbedder, error) {
 // pretrainImage trains an image encoder on the pool with the given tasks.
 // Checkpoints go to Out/pretrain/image-<tasks>-seed<seed>, so an
 // interrupted study resumes its pretraining.
-func (r *runner) pretrainImage(ctx context.Context, tasks map[string]float64, pseed uint64) (imageEmbedder, error) {
+func (r *runner) pretrainImage(ctx context.Context, tasks map[string]float64, pseed uint64) (imageEmbedder, *models.ImageEncoder, error) {
 	im := r.cfg.Pretrain.Image
 	train, held := r.pool.SplitHeld(0.05, pseed)
 	dir := filepath.Join(r.cfg.Out, "pretrain", fmt.Sprintf("image-%s-seed%d", strings.Join(enabledTasks(tasks), "+"), pseed))
@@ -504,11 +518,11 @@ func (r *runner) pretrainImage(ctx context.Context, tasks map[string]float64, ps
 	enc, hist, err := pretrain.TrainImage(ctx, r.pool.Select(train), r.cfg.Patch.Size, r.pool.Select(held),
 		pretrain.ImageConfig{Encoder: r.imageEncoderConfig(), Tasks: tasks, Loop: loop}, r.prog)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logHistory("image "+strings.Join(enabledTasks(tasks), "+"), hist)
 	size := r.cfg.Patch.Size
-	return func(p [][]uint8) ([]float32, int) { return enc.Embed(p, size) }, nil
+	return func(p [][]uint8) ([]float32, int) { return enc.Embed(p, size) }, enc, nil
 }
 
 func logHistory(what string, h *pretrain.History) {

@@ -176,7 +176,8 @@ func TestRunSynthetic(t *testing.T) {
 		settings[r.Setting] = true
 	}
 	for _, s := range []string{"majority", "expr-pca", "image-stats", "expr-random", "image-random", "fused-concat-random",
-		"fused-gated-random", "expr-pretrained", "image-pretrained", "image-pretrained-inpaint", "fused-gated-pretrained-context"} {
+		"fused-gated-random", "expr-pretrained", "image-pretrained", "image-pretrained-inpaint", "fused-gated-pretrained-context",
+		"expr-cross", "image-cross", "fused-concat-cross", "fused-gated-cross"} {
 		if !settings[s] {
 			t.Errorf("no rows for setting %s", s)
 		}
