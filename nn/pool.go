@@ -198,7 +198,10 @@ func Upsample2x(x *Var) *Var {
 var bufPool sync.Map // size -> *sync.Pool
 
 func getBuf(n int) []float32 {
-	p, _ := bufPool.LoadOrStore(n, &sync.Pool{New: func() any { s := make([]float32, n); return &s }})
+	p, ok := bufPool.Load(n)
+	if !ok {
+		p, _ = bufPool.LoadOrStore(n, &sync.Pool{New: func() any { s := make([]float32, n); return &s }})
+	}
 	return *(p.(*sync.Pool).Get().(*[]float32))
 }
 
