@@ -257,6 +257,13 @@ func (r *runner) buildReport(res *Results) *report.Input {
 			strings.Join(r.classes, ", "), strings.Join(cfg.ExcludeLabels, ", "), cfg.Seeds, len(cfg.Pretrain.Seeds), cfg.Folds),
 		"Unsupervised steps see every section, evaluated ones included: gene matching, HVG selection and PCA are fitted on the expression pool, and the image encoder is pretrained on the image pool (which contains the target sections' patches, never their labels).",
 		"A label fraction keeps at least one spot per class of the training fold, so small fractions hold more spots than the nominal share.")
+	if slices.Contains(cfg.Baselines, "random") {
+		in.Notes = append(in.Notes, "Random encoders are untrained, but the random image encoder's BatchNorm running statistics are re-estimated on the pretraining patches (no weight is trained), so its eval-mode activations are on a sensible scale; the random expression encoder has no BatchNorm.")
+	}
+	if !cfg.Pretrain.Cross.Off && !cfg.Pretrain.Image.Off && !cfg.Pretrain.Expr.Off {
+		in.Notes = append(in.Notes, fmt.Sprintf("\"cross\" settings: projection heads trained for %d steps with a symmetric InfoNCE (CLIP) loss to align the frozen pretrained image and expression embeddings of the same spot on the image pool sections (no labels, no spatial context); each modality is then mapped to the %d-wide shared space on its own.",
+			cfg.Pretrain.Cross.Steps, cfg.Pretrain.Cross.Shared))
+	}
 
 	for _, t := range r.targets {
 		at := func(s *Summary, frac float64) bool {
@@ -464,6 +471,29 @@ func (r *runner) addNotes(in *report.Input, chosen []*Summary, section string, f
 	}
 	in.Notes = append(in.Notes, fmt.Sprintf("On %s at %s labels the best fused method (%s, balanced accuracy %s) %s the best single modality (%s, %s).",
 		section, pct(frac), displayName(bestFused), f, verdict, displayName(bestSingle), b))
+	if verdict == "beat" {
+		return
+	}
+	// Say why, from the numbers: a weak second modality, or a gap within
+	// the seed-to-seed spread.
+	var bestOther *Summary
+	for _, s := range chosen {
+		if s.Modality != "fused" && s.Modality != bestSingle.Modality &&
+			(bestOther == nil || s.Metrics["balanced_accuracy"].Mean > bestOther.Metrics["balanced_accuracy"].Mean) {
+			bestOther = s
+		}
+	}
+	why := fmt.Sprintf("The difference (%+.3f) is smaller than the sd over seeds (%.3f), so these runs cannot separate the two.", f.Mean-b.Mean, math.Max(f.SD, b.SD))
+	if b.Mean-f.Mean > math.Max(f.SD, b.SD) {
+		why = fmt.Sprintf("Fusion is clearly worse here (%+.3f, more than the sd over seeds): the fused input is wider than either modality's, and with this few labelled spots the head likely overfits it.", f.Mean-b.Mean)
+	}
+	if bestOther != nil {
+		o := bestOther.Metrics["balanced_accuracy"]
+		if b.Mean-o.Mean > math.Max(b.SD, o.SD) {
+			why = fmt.Sprintf("The other modality alone is clearly weaker (%s, %s), so fusing it mostly adds features the few-label head must learn to ignore. %s", displayName(bestOther), o, why)
+		}
+	}
+	in.Notes = append(in.Notes, why)
 }
 
 // labelledSpots tells how many labelled spots each fraction meant on a
