@@ -28,7 +28,21 @@ type ImageEncoderConfig struct {
 	// sets them from the training patches (see ChannelStats).
 	Mean [3]float32 `json:"mean"`
 	Std  [3]float32 `json:"std"`
+	// Pool selects how Embed summarises the feature maps: "avg" (or empty,
+	// the default)
+	// is the global average pool of the last block (D = FeatureDim);
+	// "stages" concatenates the global average pools of every block's
+	// output (D = Width·(2^Depth − 1)), so the embedding keeps the
+	// colour and fine texture of the early blocks. Training (Forward,
+	// FeatureMap) is the same for both.
+	Pool string `json:"pool,omitempty"`
 }
+
+// Embedding pooling modes (ImageEncoderConfig.Pool).
+const (
+	PoolAvg    = "avg"
+	PoolStages = "stages"
+)
 
 // WithDefaults fills zero fields with the documented defaults.
 func (c ImageEncoderConfig) WithDefaults() ImageEncoderConfig {
@@ -57,6 +71,8 @@ func (c ImageEncoderConfig) Validate() error {
 		return fmt.Errorf("models: image encoder width %d: want 1..1024", c.Width)
 	case c.Depth < 1 || c.Depth > 8:
 		return fmt.Errorf("models: image encoder depth %d: want 1..8", c.Depth)
+	case c.Pool != "" && c.Pool != PoolAvg && c.Pool != PoolStages:
+		return fmt.Errorf("models: image encoder pool %q: want %s or %s", c.Pool, PoolAvg, PoolStages)
 	}
 	for i, s := range c.Std {
 		if !(s > 0) || math.IsInf(float64(s), 0) || math.IsNaN(float64(c.Mean[i])) {
@@ -66,8 +82,18 @@ func (c ImageEncoderConfig) Validate() error {
 	return nil
 }
 
-// Dim returns the embedding width D = Width·2^(Depth-1).
-func (c ImageEncoderConfig) Dim() int { return c.Width << (c.Depth - 1) }
+// Dim returns the embedding width D: FeatureDim for Pool "avg",
+// Width·(2^Depth − 1) for Pool "stages".
+func (c ImageEncoderConfig) Dim() int {
+	if c.Pool == PoolStages {
+		return c.Width * (1<<c.Depth - 1)
+	}
+	return c.FeatureDim()
+}
+
+// FeatureDim returns the channels of the last feature map,
+// Width·2^(Depth-1).
+func (c ImageEncoderConfig) FeatureDim() int { return c.Width << (c.Depth - 1) }
 
 // Downsample returns the factor by which the feature map is smaller than
 // the input: 2^(Depth-1).
@@ -110,26 +136,54 @@ func NewImageEncoder(cfg ImageEncoderConfig, rng *rand.Rand) *ImageEncoder {
 	return e
 }
 
-// Dim returns the embedding width D.
+// Dim returns the embedding width D of Embed.
 func (e *ImageEncoder) Dim() int { return e.Config.Dim() }
 
-// FeatureMap returns the last feature map [N, D, S/f, S/f] (f =
+// FeatureDim returns the channels of the last feature map (the width of
+// Forward's output).
+func (e *ImageEncoder) FeatureDim() int { return e.Config.FeatureDim() }
+
+// FeatureMap returns the last feature map [N, FeatureDim, S/f, S/f] (f =
 // Config.Downsample()) of normalised input x [N,3,S,S]. train selects
 // batch statistics (and updates the running ones) in BatchNorm.
 func (e *ImageEncoder) FeatureMap(x *nn.Var, train bool) *nn.Var {
+	maps := e.stageMaps(x, train)
+	return maps[len(maps)-1]
+}
+
+// stageMaps returns the output of every block, first to last.
+func (e *ImageEncoder) stageMaps(x *nn.Var, train bool) []*nn.Var {
+	var out []*nn.Var
 	for _, b := range e.stem {
 		x = b.forwardReLU(x, train)
+		out = append(out, x)
 	}
 	for _, r := range e.res {
 		x = r.forward(x, train)
+		out = append(out, x)
 	}
-	return x
+	return out
 }
 
-// Forward returns the embeddings [N,D] of normalised input x [N,3,S,S]
-// (global average pool of the feature map).
+// Forward returns the features [N,FeatureDim] of normalised input x
+// [N,3,S,S] (global average pool of the last feature map) that the
+// pretext heads train on.
 func (e *ImageEncoder) Forward(x *nn.Var, train bool) *nn.Var {
 	return nn.GlobalAvgPool(e.FeatureMap(x, train))
+}
+
+// embed returns the embeddings [N,Dim] of normalised input x as pooled by
+// Config.Pool.
+func (e *ImageEncoder) embed(x *nn.Var, train bool) *nn.Var {
+	if e.Config.Pool != PoolStages {
+		return e.Forward(x, train)
+	}
+	maps := e.stageMaps(x, train)
+	pooled := make([]*nn.Var, len(maps))
+	for i, m := range maps {
+		pooled[i] = nn.GlobalAvgPool(m)
+	}
+	return nn.Concat(1, pooled...)
 }
 
 // Input converts patches (HWC RGB uint8 of side size) into the normalised
@@ -159,15 +213,16 @@ func (e *ImageEncoder) Normalize(t *tensor.Tensor) {
 const EmbedBatch = 128
 
 // Embed returns the embeddings of patches (HWC RGB uint8 of side size) as a
-// row-major n×d matrix, in eval mode (running BatchNorm statistics), without
-// building a graph, EmbedBatch patches at a time.
+// row-major n×d matrix (d = Dim, pooled as Config.Pool says), in eval mode
+// (running BatchNorm statistics), without building a graph, EmbedBatch
+// patches at a time.
 func (e *ImageEncoder) Embed(patches [][]uint8, size int) (emb []float32, d int) {
 	d = e.Dim()
 	emb = make([]float32, 0, len(patches)*d)
 	nn.NoGrad(func() {
 		for lo := 0; lo < len(patches); lo += EmbedBatch {
 			hi := min(lo+EmbedBatch, len(patches))
-			out := e.Forward(nn.Const(e.Input(patches[lo:hi], size)), false)
+			out := e.embed(nn.Const(e.Input(patches[lo:hi], size)), false)
 			emb = append(emb, out.Value.Data...)
 		}
 	})

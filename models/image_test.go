@@ -157,3 +157,59 @@ func TestPatchTensorAndStats(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolStages checks the "stages" embedding: its width is
+// Width·(2^Depth − 1), its last FeatureDim entries are the "avg" embedding
+// of the same weights, and each block's part is the channel mean of that
+// block's output.
+func TestPoolStages(t *testing.T) {
+	for _, tc := range []struct {
+		cfg ImageEncoderConfig
+		d   int
+	}{
+		{ImageEncoderConfig{Width: 4, Depth: 3, Pool: PoolStages}, 4 + 8 + 16},
+		{ImageEncoderConfig{Arch: "resnet", Width: 2, Depth: 4, Pool: PoolStages}, 2 + 4 + 8 + 16},
+		{ImageEncoderConfig{Width: 3, Depth: 1, Pool: PoolStages}, 3},
+	} {
+		e := NewImageEncoder(tc.cfg, rand.New(rand.NewPCG(5, 6)))
+		pix := randPatches(6, 16, 3)
+		e.Forward(nn.Const(e.Input(pix, 16)), true) // non-trivial running statistics
+		if e.Dim() != tc.d || e.FeatureDim() != tc.cfg.Width<<(tc.cfg.Depth-1) {
+			t.Fatalf("%+v: Dim = %d, FeatureDim = %d, want %d and %d", tc.cfg, e.Dim(), e.FeatureDim(), tc.d, tc.cfg.Width<<(tc.cfg.Depth-1))
+		}
+		stages, d := e.Embed(pix, 16)
+		if d != tc.d || len(stages) != len(pix)*d {
+			t.Fatalf("%+v: Embed gave %d values of width %d, want %d×%d", tc.cfg, len(stages), d, len(pix), tc.d)
+		}
+		avgEnc := *e
+		avgEnc.Config.Pool = PoolAvg
+		avg, fd := avgEnc.Embed(pix, 16)
+		var maps []*nn.Var
+		nn.NoGrad(func() { maps = e.stageMaps(nn.Const(e.Input(pix, 16)), false) })
+		for i := range pix {
+			for j := 0; j < fd; j++ {
+				if a, b := stages[i*d+d-fd+j], avg[i*fd+j]; a != b {
+					t.Fatalf("%+v: patch %d: stages tail %d = %g, avg embedding %g", tc.cfg, i, j, a, b)
+				}
+			}
+			off := 0
+			for _, m := range maps {
+				c, hw := m.Value.Shape[1], m.Value.Shape[2]*m.Value.Shape[3]
+				for ch := 0; ch < c; ch++ {
+					var s float64
+					for _, v := range m.Value.Data[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+						s += float64(v)
+					}
+					if got, want := float64(stages[i*d+off+ch]), s/float64(hw); math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+						t.Fatalf("%+v: patch %d channel %d: %g, want mean %g", tc.cfg, i, off+ch, got, want)
+					}
+				}
+				off += c
+			}
+		}
+	}
+	bad := ImageEncoderConfig{Pool: "max"}.WithDefaults().Validate()
+	if bad == nil || !strings.Contains(bad.Error(), "pool") {
+		t.Errorf("Pool max: err = %v, want it to mention pool", bad)
+	}
+}

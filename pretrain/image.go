@@ -241,7 +241,7 @@ func newImageTask(cfg ImageConfig, patches [][]uint8, size int, held [][]uint8) 
 	rng := rand.New(rand.NewPCG(cfg.Loop.Seed, 0x1a6e_5eed))
 	t := &imageTask{cfg: cfg, size: size, patches: patches, held: spread(held, cfg.HeldOutMax)}
 	t.enc = models.NewImageEncoder(cfg.Encoder, rng)
-	d, ups := t.enc.Dim(), cfg.Encoder.Depth-1
+	d, ups := t.enc.FeatureDim(), cfg.Encoder.Depth-1
 	if cfg.Tasks[TaskInpaint] > 0 {
 		t.inpaint = models.NewPixelDecoder(d, ups, 3, rng)
 	}

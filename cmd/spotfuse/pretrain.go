@@ -41,6 +41,8 @@ func init() {
 // imageFlags are the flags shared by pretrain image and pretrain probe.
 type imageFlags struct {
 	data, sections, tasks, arch string
+	pool                        string
+	context, hed                float64
 	steps, batch, size, width   int
 	depth, tiles, threads       int
 	ckptEvery, logEvery         int
@@ -61,6 +63,9 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.width, "width", 32, "channels of the first encoder block (embedding width = width·2^(depth-1))")
 	fl.IntVar(&f.depth, "depth", 4, "encoder blocks")
 	fl.IntVar(&f.size, "size", 64, "patch side in pixels")
+	fl.Float64Var(&f.context, "context", 1, "patch crop side in spot diameters (1 = the spot's bounding square)")
+	fl.StringVar(&f.pool, "pool", models.PoolAvg, "embedding pooling: avg (last block) or stages (every block, concatenated)")
+	fl.Float64Var(&f.hed, "hed-jitter", patch.DefaultAugment().HEDSigma, "contrastive views: H&E stain scale jitter (stain shift = a fifth of it)")
 	fl.IntVar(&f.tiles, "tiles", 0, "extra tissue tiles between spots per section (training only)")
 	fl.IntVar(&f.steps, "steps", d.Steps, "optimizer steps")
 	fl.IntVar(&f.batch, "batch", d.Batch, "patches per step")
@@ -77,8 +82,11 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 
 // config builds the image pretraining configuration from the flags.
 func (f *imageFlags) config(tasks map[string]float64, dir string) pretrain.ImageConfig {
+	aug := patch.DefaultAugment()
+	aug.HEDSigma, aug.HEDBias = f.hed, f.hed/5
 	return pretrain.ImageConfig{
-		Encoder: models.ImageEncoderConfig{Arch: f.arch, Width: f.width, Depth: f.depth},
+		Augment: &aug,
+		Encoder: models.ImageEncoderConfig{Arch: f.arch, Width: f.width, Depth: f.depth, Pool: f.pool},
 		Tasks:   tasks,
 		Loop: pretrain.LoopConfig{Steps: f.steps, Batch: f.batch, CheckpointEvery: f.ckptEvery, LogEvery: f.logEvery,
 			LR: f.lr, WeightDecay: f.wd, Warmup: f.warmup, ClipNorm: f.clip, Seed: f.seed, Dir: dir},
@@ -136,7 +144,7 @@ func (f *imageFlags) loadPool(ctx context.Context, prog progress.Reporter) ([]*s
 		}
 	}
 	start := time.Now()
-	pool, err := pretrain.CollectPatches(ctx, secs, patch.Options{Size: f.size, Progress: prog}, f.tiles, f.seed)
+	pool, err := pretrain.CollectPatches(ctx, secs, patch.Options{Size: f.size, Context: f.context, Progress: prog}, f.tiles, f.seed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -241,6 +249,9 @@ func writeEmbeddings(w io.Writer, secs []*section.Section, pool *pretrain.PatchP
 
 // probeVariants maps a probe variant to its pretext tasks; "random" is an
 // untrained encoder and "stats" the colour/texture statistics baseline.
+// The probe command also accepts "stats+<variant>": that variant's
+// embedding concatenated with the statistics (a separate variant, never a
+// replacement for the embedding alone).
 var probeVariants = map[string]map[string]float64{
 	"inpaint":     {pretrain.TaskInpaint: 1},
 	"colorize":    {pretrain.TaskColorize: 1},
@@ -311,20 +322,29 @@ labelled spots ("undetermined" excluded), scoring balanced accuracy on the rest,
 			}
 			train, held := pool.SplitHeld(f.held, f.seed)
 			probePatches := pool.Select(probeIdx)
-			var rowsOut []string
-			for _, v := range splitList(variants) {
+			type feats struct {
+				x    []float32
+				d    int
+				info string // held-out loss before/after and train seconds
+			}
+			cache := map[string]feats{}
+			embed := func(v string) (feats, error) {
+				if c, ok := cache[v]; ok {
+					return c, nil
+				}
 				tasks, ok := probeVariants[v]
 				if !ok {
-					return fmt.Errorf("--variants: unknown variant %q", v)
+					return feats{}, fmt.Errorf("--variants: unknown variant %q", v)
 				}
 				var x []float32
 				var d int
-				row := v
+				var err error
+				row := ""
 				switch v {
 				case "stats":
 					x, d, err = colourTextureStats(probePatches, f.size)
 					if err != nil {
-						return err
+						return feats{}, err
 					}
 					row += "\t\t\t"
 				case "random":
@@ -338,10 +358,47 @@ labelled spots ("undetermined" excluded), scoring balanced accuracy on the rest,
 					cfg := f.config(tasks, filepath.Join(out, v))
 					enc, hist, err := pretrain.TrainImage(ctx, pool.Select(train), f.size, pool.Select(held), cfg, prog)
 					if err != nil {
-						return fmt.Errorf("variant %s: %w", v, err)
+						return feats{}, fmt.Errorf("variant %s: %w", v, err)
 					}
 					x, d = enc.Embed(probePatches, f.size)
 					row += fmt.Sprintf("\t%.5g\t%.5g\t%.1f", hist.FirstHeldOut("total"), hist.LastHeldOut("total"), hist.Seconds)
+				}
+				c := feats{x, d, row}
+				cache[v] = c
+				return c, nil
+			}
+			var rowsOut []string
+			for _, v := range splitList(variants) {
+				// "stats+<variant>" probes the pretrained embedding
+				// concatenated with the colour/texture statistics.
+				var parts []string
+				if base, ok := strings.CutPrefix(v, "stats+"); ok && base != "stats" {
+					parts = []string{"stats", base}
+				} else {
+					parts = []string{v}
+				}
+				var x []float32
+				var d int
+				row := v
+				var fs []feats
+				for _, p := range parts {
+					c, err := embed(p)
+					if err != nil {
+						return err
+					}
+					fs = append(fs, c)
+					d += c.d
+				}
+				if len(fs) == 1 {
+					x, row = fs[0].x, v+fs[0].info
+				} else {
+					x = make([]float32, 0, len(probeIdx)*d)
+					for i := range probeIdx {
+						for _, c := range fs {
+							x = append(x, c.x[i*c.d:(i+1)*c.d]...)
+						}
+					}
+					row = v + fs[1].info
 				}
 				accs, err := pretrain.LinearProbe(x, len(probeIdx), d, y, frac, seedList)
 				if err != nil {
