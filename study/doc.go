@@ -2,11 +2,14 @@
 // with documented defaults), loads the sections, builds every feature set
 // of the ablation grid (baselines: majority class, PCA + head on
 // expression, colour/texture statistics + head on the image, randomly
-// initialised encoders; pretrained image, expression and fused encoders),
+// initialised encoders; pretrained image, expression and fused encoders;
+// the same encoders aligned cross-modally),
 // evaluates them by stratified k-fold within a section and by
 // leave-one-section-out over label fractions and seeds, writes one row per
-// run to a tidy results CSV as runs finish, aggregates mean ± sd over seeds
-// and writes the HTML report.
+// run to a tidy results CSV as runs finish (rewritten in a canonical order
+// at the end, so the same study gives the same file twice apart from the
+// wall-time column), aggregates mean ± sd over seeds and writes the HTML
+// report.
 //
 // The demo, from the repository root with the HER2ST data beside it:
 //
