@@ -53,22 +53,30 @@ type imageFlags struct {
 // her2stImageSections are the HER2ST sections with an H&E image.
 const her2stImageSections = "A1,A2,B4,C2,C3,C4,C5,C6"
 
-func (f *imageFlags) register(cmd *cobra.Command) {
+// imageDefaults are the defaults that differ between pretrain image
+// (pretrain.DefaultImageConfig at 64 pixels) and pretrain probe (the demo
+// scale: 32 pixels, Width 16, 300 steps of 32 patches).
+type imageDefaults struct {
+	size, width, steps, batch int
+}
+
+func (f *imageFlags) register(cmd *cobra.Command, def imageDefaults) {
 	d := pretrain.DefaultLoop()
+	dc := pretrain.DefaultImageConfig()
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "../shared/data/her2st", "her2st directory (counts/, spots/, images/, scalefactors)")
 	fl.StringVar(&f.sections, "sections", her2stImageSections, "comma-separated sections whose spot patches train the encoder")
 	fl.StringVar(&f.tasks, "tasks", "inpaint=1,colorize=1,contrastive=1", "pretext tasks and weights: inpaint, colorize, contrastive")
 	fl.StringVar(&f.arch, "arch", "conv4", "encoder architecture: conv4 or resnet")
-	fl.IntVar(&f.width, "width", 32, "channels of the first encoder block (embedding width = width·2^(depth-1))")
+	fl.IntVar(&f.width, "width", def.width, "channels of the first encoder block (the last block has width·2^(depth-1))")
 	fl.IntVar(&f.depth, "depth", 4, "encoder blocks")
-	fl.IntVar(&f.size, "size", 64, "patch side in pixels")
-	fl.Float64Var(&f.context, "context", 1, "patch crop side in spot diameters (1 = the spot's bounding square)")
-	fl.StringVar(&f.pool, "pool", models.PoolAvg, "embedding pooling: avg (last block) or stages (every block, concatenated)")
+	fl.IntVar(&f.size, "size", def.size, "patch side in pixels")
+	fl.Float64Var(&f.context, "context", 2, "patch crop side in spot diameters (1 = the spot's bounding square, 2 adds half a diameter around it)")
+	fl.StringVar(&f.pool, "pool", dc.Encoder.Pool, "embedding pooling: avg (last block) or stages (every block, concatenated)")
 	fl.Float64Var(&f.hed, "hed-jitter", patch.DefaultAugment().HEDSigma, "contrastive views: H&E stain scale jitter (stain shift = a fifth of it)")
 	fl.IntVar(&f.tiles, "tiles", 0, "extra tissue tiles between spots per section (training only)")
-	fl.IntVar(&f.steps, "steps", d.Steps, "optimizer steps")
-	fl.IntVar(&f.batch, "batch", d.Batch, "patches per step")
+	fl.IntVar(&f.steps, "steps", def.steps, "optimizer steps")
+	fl.IntVar(&f.batch, "batch", def.batch, "patches per step")
 	fl.Float64Var(&f.lr, "lr", d.LR, "peak learning rate (AdamW, cosine schedule)")
 	fl.Float64Var(&f.wd, "weight-decay", d.WeightDecay, "AdamW weight decay")
 	fl.Float64Var(&f.warmup, "warmup", d.Warmup, "fraction of steps with linear warm-up")
@@ -221,7 +229,8 @@ per embedding dimension, for every spot with a patch).`,
 			return nil
 		},
 	}
-	f.register(cmd)
+	d := pretrain.DefaultLoop()
+	f.register(cmd, imageDefaults{size: 64, width: 32, steps: d.Steps, batch: d.Batch})
 	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue from the checkpoint in --out")
 	return cmd
@@ -424,7 +433,7 @@ labelled spots ("undetermined" excluded), scoring balanced accuracy on the rest,
 			return nil
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, imageDefaults{size: 32, width: 16, steps: 300, batch: 32})
 	fl := cmd.Flags()
 	fl.StringVar(&out, "out", "", "output directory (required)")
 	fl.StringVar(&variants, "variants", "random,stats,inpaint,colorize,contrastive,combined", "variants to compare")
