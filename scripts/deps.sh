@@ -7,6 +7,9 @@ export GOTOOLCHAIN=local
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 dpkg -s libopenblas-dev >/dev/null 2>&1 || missing+=(libopenblas-dev)
+for p in ${EXTRA_PACKAGES:-}; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo=sudo

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Runs the spotfuse test suite: vet, all tests with the OpenBLAS backend,
-# the engine tests again with the pure-Go backend, and a short run of every
-# fuzz target. Installs what it needs first.
+# Runs the spotfuse test suite: vet, all tests with the OpenBLAS backend, the
+# engine tests again with the pure-Go backend, the OpenSlide reader, and a
+# short run of every fuzz target. Installs what it needs first. Ends with one
+# line "tests: N passed, M failed" (test packages and fuzz targets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+EXTRA_PACKAGES="libopenslide-dev pkg-config" source scripts/deps.sh
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+passed=0
+failed=0
+count() { # count ok/FAIL package lines of a go test run in $log
+  passed=$((passed + $(grep -c '^ok ' "$log" || true)))
+  failed=$((failed + $(grep -c '^FAIL' "$log" || true)))
+}
+run() { # run a go test command, show its output, count its packages
+  "$@" 2>&1 | tee "$log" || true
+  count
+  return 0
+}
 go vet ./...
-go test -count=1 ./...
-CGO_ENABLED=0 go test -count=1 -tags purego ./tensor/... ./nn/...
-# The OpenSlide reader is built only with -tags openslide; test it when the
-# library is installed (apt install libopenslide-dev), else say so.
+run go test -count=1 ./...
+CGO_ENABLED=0 run go test -count=1 -tags purego ./tensor/... ./nn/...
+# The OpenSlide reader is built only with -tags openslide.
 if pkg-config --exists openslide 2>/dev/null; then
-  go test -count=1 -tags openslide ./patch/...
+  run go test -count=1 -tags openslide ./patch/...
 else
   echo "skipping -tags openslide tests: libopenslide-dev not installed"
 fi
@@ -20,7 +33,15 @@ fuzztime="${FUZZTIME:-4s}"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/spotfuse-fuzz.log 2>&1 || { cat /tmp/spotfuse-fuzz.log; exit 1; }
-    echo "fuzz $pkg $target: ok ($(grep -o 'execs: [0-9]*' /tmp/spotfuse-fuzz.log | tail -1))"
+    if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >"$log" 2>&1; then
+      passed=$((passed + 1))
+      echo "fuzz $pkg $target: ok ($(grep -o 'execs: [0-9]*' "$log" | tail -1))"
+    else
+      failed=$((failed + 1))
+      cat "$log"
+      echo "fuzz $pkg $target: FAIL"
+    fi
   done
 done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
