@@ -14,33 +14,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/models"
 	"github.com/spotfuse/spotfuse/section"
 )
 
-// repoRoot walks up from the working directory to the directory with go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = up
-	}
-}
-
 // fixture reads one of the committed 40-spot A1 fixtures.
 func fixture(t testing.TB, rel string, opt section.Options) *section.Section {
 	t.Helper()
-	s, err := section.Open(filepath.Join(repoRoot(t), "testdata", rel), opt)
+	s, err := section.Open(filepath.Join(testutil.RepoRoot(t), "testdata", rel), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
 package classify
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 type logregCase struct {
@@ -22,14 +22,8 @@ type logregCase struct {
 }
 
 func TestLogRegAgainstSklearn(t *testing.T) {
-	b, err := os.ReadFile("testdata/logreg_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct{ Cases []logregCase }
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("testdata/logreg_golden.json: %v", err)
-	}
+	testutil.ReadJSON(t, "testdata/logreg_golden.json", &g)
 	const tol = 1e-6 // measured agreement ~1e-8
 	for _, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/section"
 	"github.com/spotfuse/spotfuse/sparse"
 )
@@ -37,7 +38,7 @@ func TestPredictFixtures(t *testing.T) {
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			if c.opt.Labels != "" {
-				c.opt.Labels = repoRoot(t) + "/" + c.opt.Labels
+				c.opt.Labels = testutil.RepoRoot(t) + "/" + c.opt.Labels
 			}
 			sec := fixture(t, c.path, c.opt)
 			p, err := b.Predict(ctx, sec, PredictOptions{})

@@ -2,13 +2,12 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/metrics"
 )
 
@@ -37,14 +36,8 @@ type golden struct {
 
 func loadGolden(t *testing.T) golden {
 	t.Helper()
-	b, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("testdata/golden.json: %v", err)
-	}
+	testutil.ReadJSON(t, "testdata/golden.json", &g)
 	return g
 }
 

@@ -10,26 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-func sharedHER2ST(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	d := filepath.Join(dir, "..", "shared", "data", "her2st")
-	if _, err := os.Stat(filepath.Join(d, "SHA256SUMS")); err != nil {
-		t.Skipf("real her2st data not found at %s", d)
-	}
-	return d
-}
+	"github.com/spotfuse/spotfuse/internal/testutil"
+)
 
 func TestManifest(t *testing.T) {
 	files := HER2STManifest()
@@ -90,7 +73,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func newServer(t *testing.T) (*server, *httptest.Server) {
-	s := &server{dir: sharedHER2ST(t), bySrc: map[string]string{}, fail: map[string]int{}}
+	s := &server{dir: testutil.HER2ST(t, "SHA256SUMS"), bySrc: map[string]string{}, fail: map[string]int{}}
 	for _, f := range HER2STManifest() {
 		if f.Source != "" {
 			s.bySrc[f.Source] = f.Path

@@ -3,9 +3,10 @@ package metrics
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"slices"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 type goldenCase struct {
@@ -36,14 +37,8 @@ type golden struct {
 
 func loadGolden(t *testing.T) golden {
 	t.Helper()
-	b, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("testdata/golden.json: %v", err)
-	}
+	testutil.ReadJSON(t, "testdata/golden.json", &g)
 	if len(g.Cases) < 10 {
 		t.Fatalf("golden.json has only %d cases", len(g.Cases))
 	}

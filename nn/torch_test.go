@@ -1,11 +1,10 @@
 package nn
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/tensor"
 )
 
@@ -33,16 +32,10 @@ type goldenCase struct {
 
 func loadGolden(t *testing.T) map[string]goldenCase {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/torch_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Cases []goldenCase `json:"cases"`
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, "testdata/torch_golden.json", &g)
 	out := map[string]goldenCase{}
 	for _, c := range g.Cases {
 		out[c.Name] = c

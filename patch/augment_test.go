@@ -1,11 +1,11 @@
 package patch
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 type golden struct {
@@ -37,14 +37,8 @@ func goldenInput(s int) []float32 {
 }
 
 func TestAugmentGolden(t *testing.T) {
-	b, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, "testdata/golden.json", &g)
 	s := g.Size
 	tests := []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/section"
 )
 
@@ -32,7 +33,7 @@ func TestBigImagePeakMemory(t *testing.T) {
 	}
 	var sec *section.Section
 	if name, ok := strings.CutPrefix(what, "her2st:"); ok {
-		dir := her2stDir(t)
+		dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 		s, err := section.Open(filepath.Join(dir, "counts", name+".tsv.gz"), section.Options{})
 		if err != nil {
 			t.Fatal(err)

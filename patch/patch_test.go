@@ -12,30 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/section"
 )
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
-func her2stDir(t testing.TB) string {
-	d := filepath.Join(repoRoot(t), "..", "shared", "data", "her2st")
-	if _, err := os.Stat(filepath.Join(d, "counts", "A1.tsv.gz")); err != nil {
-		t.Skipf("real her2st data not found at %s", d)
-	}
-	return d
-}
 
 // TestCropBoxFilter checks area averaging on an image of 2×2 blocks: an
 // aligned 2× reduction returns each block's mean exactly, and a half-pixel
@@ -172,7 +151,7 @@ func TestTissueAndExclude(t *testing.T) {
 // TestA1 extracts real A1 patches: every labelled spot gets one, and
 // tissue tiles avoid spots and the annotation thumbnail.
 func TestA1(t *testing.T) {
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	s, err := section.ReadLegacyST(section.HER2ST(dir, "A1"), section.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +211,7 @@ func TestC2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("decodes a 92 Mpx JPEG")
 	}
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	s, err := section.ReadLegacyST(section.HER2ST(dir, "C2"), section.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,17 +1,13 @@
 package patch
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 func TestColourTextureStatsAgainstSkimage(t *testing.T) {
-	b, err := os.ReadFile("testdata/stats_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Cases []struct {
 			Name  string
@@ -20,9 +16,7 @@ func TestColourTextureStatsAgainstSkimage(t *testing.T) {
 			Stats []float64
 		}
 	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("testdata/stats_golden.json: %v", err)
-	}
+	testutil.ReadJSON(t, "testdata/stats_golden.json", &g)
 	for _, c := range g.Cases {
 		got, err := ColourTextureStats(c.Pix, c.Size)
 		if err != nil {

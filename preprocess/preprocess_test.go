@@ -3,7 +3,6 @@ package preprocess
 import (
 	"bufio"
 	"compress/gzip"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/sparse"
 )
 
@@ -40,31 +40,9 @@ type golden struct {
 
 func loadGolden(t *testing.T) golden {
 	t.Helper()
-	b, err := os.ReadFile("testdata/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("testdata/golden.json: %v", err)
-	}
+	testutil.ReadJSON(t, "testdata/golden.json", &g)
 	return g
-}
-
-// repoRoot walks up from the test's directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
 }
 
 // readCountsTSV reads the first n spots of a gzip legacy-ST counts TSV.
@@ -110,7 +88,7 @@ func TestHVGAgainstReference(t *testing.T) {
 	if g == nil {
 		t.Skip("golden.json was generated without HER2ST data")
 	}
-	counts := readCountsTSV(t, filepath.Join(repoRoot(t), "..", "shared", "data", "her2st", "counts", "A1.tsv.gz"), g.NSpots)
+	counts := readCountsTSV(t, filepath.Join(testutil.HER2STDir(t), "counts", "A1.tsv.gz"), g.NSpots)
 	counts, kept := FilterGenes(counts, 1)
 	if !slices.Equal(kept, g.KeptGenes) {
 		t.Fatalf("FilterGenes kept %d genes, reference %d", len(kept), len(g.KeptGenes))

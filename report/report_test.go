@@ -18,29 +18,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/section"
 )
 
 var demoPath = flag.String("demo", "", "also write the demo report (synthetic results + the real A1 maps) to this path")
-
-// repoRoot walks up from the package directory to the directory holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
 
 // a1 holds the real A1 spots (full-res px) with their pathologist labels.
 type a1 struct {
@@ -53,11 +35,8 @@ type a1 struct {
 // skips the test when the shared data are absent.
 func loadA1(t *testing.T) *a1 {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "her2st")
+	dir := testutil.HER2ST(t, "images/A1_HE_image_dark.png")
 	img := filepath.Join(dir, "images", "A1_HE_image_dark.png")
-	if _, err := os.Stat(img); err != nil {
-		t.Skipf("HER2ST data not found (%v); expected at ../shared/data/her2st beside the repo", err)
-	}
 	labels := map[string]string{}
 	for i, f := range readTSV(t, filepath.Join(dir, "labels", "A1_labeled_coordinates.tsv")) {
 		if i == 0 || len(f) < 6 {
@@ -474,7 +453,7 @@ func escapeText(s string) string {
 
 func loadA1OrNil(t *testing.T) (d *a1) {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "her2st", "images", "A1_HE_image_dark.png")
+	dir := filepath.Join(testutil.HER2STDir(t), "images", "A1_HE_image_dark.png")
 	if _, err := os.Stat(dir); err != nil {
 		t.Logf("HER2ST data absent (%v): testing without the A1 maps", err)
 		return nil

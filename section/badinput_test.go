@@ -28,26 +28,13 @@ import (
 	"testing"
 
 	"github.com/spotfuse/spotfuse/classify"
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/patch"
 	"github.com/spotfuse/spotfuse/pretrain"
 	"github.com/spotfuse/spotfuse/section"
 )
 
 var update = flag.Bool("update", false, "rewrite the bad-input table in docs/robustness.md")
-
-func root(t testing.TB) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 // copyTree copies src into a new temporary directory and returns the copy.
 func copyTree(t *testing.T, src string) string {
@@ -385,9 +372,11 @@ func badCases() []badCase {
 
 		// AnnData.
 		h5ad("truncated .h5ad", func(t *testing.T, p string) { truncate(t, p, 0.4) }),
-		h5ad("NaN in X", func(t *testing.T, p string) { copyFile(t, filepath.Join(root(t), "testdata/h5ad/bad/nan_X.h5ad"), p) }, "NaN"),
+		h5ad("NaN in X", func(t *testing.T, p string) {
+			copyFile(t, filepath.Join(testutil.RepoRoot(t), "testdata/h5ad/bad/nan_X.h5ad"), p)
+		}, "NaN"),
 		h5ad("negative count in X", func(t *testing.T, p string) {
-			copyFile(t, filepath.Join(root(t), "testdata/h5ad/bad/negative_X.h5ad"), p)
+			copyFile(t, filepath.Join(testutil.RepoRoot(t), "testdata/h5ad/bad/negative_X.h5ad"), p)
 		}, "-1"),
 		{reader: "AnnData .h5ad", name: "labels column missing", kind: "error", want: []string{`"region"`},
 			make: func(t *testing.T, fx fixtures) (error, string) {
@@ -522,7 +511,7 @@ var tmpPath = regexp.MustCompile(`/tmp/[^ "]*?/(st|A1_sub|A1_sub_v1|A1_sub_csr\.
 
 func TestBadInput(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // h5ad image cache
-	r := root(t)
+	r := testutil.RepoRoot(t)
 	var rows []string
 	for _, tc := range badCases() {
 		t.Run(tc.reader+"/"+tc.name, func(t *testing.T) {

@@ -3,47 +3,19 @@ package section
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"image"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
-
-// repoRoot walks up from the test's directory to the one holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// her2stDir returns the shared real-data directory or skips the test.
-func her2stDir(t testing.TB) string {
-	t.Helper()
-	d := filepath.Join(repoRoot(t), "..", "shared", "data", "her2st")
-	if _, err := os.Stat(filepath.Join(d, "counts", "A1.tsv.gz")); err != nil {
-		t.Skipf("real her2st data not found at %s (expected ../shared/data/her2st beside the repo)", d)
-	}
-	return d
-}
 
 // TestHER2STLabelCounts checks the label join against the README table.
 func TestHER2STLabelCounts(t *testing.T) {
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	const (
 		inv = "invasive cancer"
 		cis = "cancer in situ"
@@ -97,7 +69,7 @@ func TestHER2STLabelCounts(t *testing.T) {
 // TestHER2STImages checks the image references and that A1's labelled spots
 // all map inside its image.
 func TestHER2STImages(t *testing.T) {
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	tests := []struct {
 		name   string
 		w, h   int
@@ -146,14 +118,8 @@ type expected struct {
 
 func loadExpected(t *testing.T) expected {
 	t.Helper()
-	b, err := os.ReadFile("testdata/st/expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var e expected
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, "testdata/st/expected.json", &e)
 	return e
 }
 
@@ -435,7 +401,7 @@ func TestReadAllHER2ST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	ss, err := ReadHER2ST(t.Context(), dir, nil, 2, nil)
 	if err != nil {
 		t.Fatal(err)

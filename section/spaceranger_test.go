@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 // srFixture is testdata/fixture.json, written by testdata/gen_fixtures.py
@@ -35,7 +37,7 @@ type srFixture struct {
 
 func srTestdata(t testing.TB, rel ...string) string {
 	t.Helper()
-	return filepath.Join(append([]string{repoRoot(t), "testdata"}, rel...)...)
+	return filepath.Join(append([]string{testutil.RepoRoot(t), "testdata"}, rel...)...)
 }
 
 func srLoadFixture(t testing.TB) srFixture {
@@ -204,7 +206,7 @@ func TestFormatsAgree(t *testing.T) {
 // srLegacySubset reads the original A1 with the legacy ST reader, selects
 // the fixture's spots and genes, and renames spots to their barcodes.
 func srLegacySubset(t *testing.T, f srFixture) (*Section, error) {
-	dir := her2stDir(t)
+	dir := testutil.HER2ST(t, "counts/A1.tsv.gz")
 	s, err := ReadLegacyST(filepath.Join(dir, "counts", "A1.tsv.gz"), Options{})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,44 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestRepoRoot(t *testing.T) {
+	root := RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("RepoRoot = %s has no go.mod: %v", root, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "internal", "testutil", "testutil.go")); err != nil {
+		t.Fatalf("RepoRoot = %s is not this repository: %v", root, err)
+	}
+	if got, want := Path(t, "internal", "testutil"), filepath.Join(root, "internal", "testutil"); got != want {
+		t.Fatalf("Path = %s, want %s", got, want)
+	}
+}
+
+func TestReadJSON(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte(`{"a": [1, 2]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ A []int }
+	ReadJSON(t, good, &v)
+	if len(v.A) != 2 || v.A[0] != 1 || v.A[1] != 2 {
+		t.Fatalf("decoded %+v, want A=[1 2]", v)
+	}
+}
+
+func TestHER2STSkipsWhenFileMissing(t *testing.T) {
+	var skipped bool
+	t.Run("missing", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		HER2ST(t, "no-such-file-in-her2st")
+	})
+	if !skipped {
+		t.Fatal("HER2ST did not skip for a missing file")
+	}
+}
