@@ -133,36 +133,15 @@ func Dropout(x *Var, p float64, rng *rand.Rand, train bool) *Var {
 
 // Softmax normalises the last axis of x to probabilities.
 func Softmax(x *Var) *Var {
-	shape := x.Value.Shape
-	n := shape[len(shape)-1]
-	rows := x.Value.Size() / n
-	out := tensor.New(shape...)
-	X, Y := x.Value.Data, out.Data
-	tensor.Parallel(rows, 64, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			softmaxRow(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
+	return lastAxis(x, softmaxRow, func(dx, y, g []float32) {
+		var dot float32
+		for i := range y {
+			dot += y[i] * g[i]
+		}
+		for i := range y {
+			dx[i] += y[i] * (g[i] - dot)
 		}
 	})
-	v := newVar(out, x)
-	if v.requiresGrad {
-		v.backward = func() {
-			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(rows, 64, func(_, lo, hi int) {
-				for r := lo; r < hi; r++ {
-					y, g := Y[r*n:(r+1)*n], G[r*n:(r+1)*n]
-					var dot float32
-					for i := range y {
-						dot += y[i] * g[i]
-					}
-					dx := gx[r*n : (r+1)*n]
-					for i := range y {
-						dx[i] += y[i] * (g[i] - dot)
-					}
-				}
-			})
-		}
-	}
-	return v
 }
 
 func softmaxRow(y, x []float32) {
@@ -200,6 +179,21 @@ func logSoftmaxRow(y, x []float32) {
 
 // LogSoftmax returns log(softmax(x)) over the last axis, computed stably.
 func LogSoftmax(x *Var) *Var {
+	return lastAxis(x, logSoftmaxRow, func(dx, y, g []float32) {
+		var s float32
+		for _, a := range g {
+			s += a
+		}
+		for i := range y {
+			dx[i] += g[i] - float32(math.Exp(float64(y[i])))*s
+		}
+	})
+}
+
+// lastAxis applies fwd(y, x) to each row of x's last axis and, in the
+// backward pass, accumulates bwd(dx, y, g) for each row of the output y,
+// its gradient g and x's gradient dx. Rows run in parallel.
+func lastAxis(x *Var, fwd func(y, x []float32), bwd func(dx, y, g []float32)) *Var {
 	shape := x.Value.Shape
 	n := shape[len(shape)-1]
 	rows := x.Value.Size() / n
@@ -207,7 +201,7 @@ func LogSoftmax(x *Var) *Var {
 	X, Y := x.Value.Data, out.Data
 	tensor.Parallel(rows, 64, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
-			logSoftmaxRow(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
+			fwd(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
 		}
 	})
 	v := newVar(out, x)
@@ -216,15 +210,7 @@ func LogSoftmax(x *Var) *Var {
 			G, gx := v.Grad.Data, x.grad()
 			tensor.Parallel(rows, 64, func(_, lo, hi int) {
 				for r := lo; r < hi; r++ {
-					y, g := Y[r*n:(r+1)*n], G[r*n:(r+1)*n]
-					var s float32
-					for _, a := range g {
-						s += a
-					}
-					dx := gx[r*n : (r+1)*n]
-					for i := range y {
-						dx[i] += g[i] - float32(math.Exp(float64(y[i])))*s
-					}
+					bwd(gx[r*n:(r+1)*n], Y[r*n:(r+1)*n], G[r*n:(r+1)*n])
 				}
 			})
 		}

@@ -24,42 +24,30 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	out := newUninit(xs[0], xs[1], oh, ow)
 	arg := make([]int32, out.Size()) // index within the plane of each maximum
 	X, Y := x.Value.Data, out.Data
-	tensor.Parallel(planes, 16, func(_, lo, hi int) {
-		for p := lo; p < hi; p++ {
-			xp := X[p*h*w : (p+1)*h*w]
-			for oi := 0; oi < oh; oi++ {
-				i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
-				for oj := 0; oj < ow; oj++ {
-					j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
-					best, bi := float32(math.Inf(-1)), i0*w+j0
-					for ii := i0; ii < i1; ii++ {
-						for jj := j0; jj < j1; jj++ {
-							idx := ii*w + jj
-							if v := xp[idx]; v > best || (v != v && best == best) {
-								best, bi = v, idx
-							}
+	return planewise(x, out, planes, func(p int) {
+		xp := X[p*h*w : (p+1)*h*w]
+		for oi := 0; oi < oh; oi++ {
+			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
+			for oj := 0; oj < ow; oj++ {
+				j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
+				best, bi := float32(math.Inf(-1)), i0*w+j0
+				for ii := i0; ii < i1; ii++ {
+					for jj := j0; jj < j1; jj++ {
+						idx := ii*w + jj
+						if v := xp[idx]; v > best || (v != v && best == best) {
+							best, bi = v, idx
 						}
 					}
-					o := p*oh*ow + oi*ow + oj
-					Y[o], arg[o] = best, int32(bi)
 				}
+				o := p*oh*ow + oi*ow + oj
+				Y[o], arg[o] = best, int32(bi)
 			}
 		}
-	})
-	v := newVar(out, x)
-	if v.requiresGrad {
-		v.backward = func() {
-			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(planes, 16, func(_, lo, hi int) {
-				for p := lo; p < hi; p++ {
-					for o := p * oh * ow; o < (p+1)*oh*ow; o++ {
-						gx[p*h*w+int(arg[o])] += G[o]
-					}
-				}
-			})
+	}, func(p int, G, gx []float32) {
+		for o := p * oh * ow; o < (p+1)*oh*ow; o++ {
+			gx[p*h*w+int(arg[o])] += G[o]
 		}
-	}
-	return v
+	})
 }
 
 // AvgPool2d averages over k×k windows with the given stride (no padding)
@@ -74,45 +62,33 @@ func AvgPool2d(x *Var, k, stride int) *Var {
 	out := tensor.New(xs[0], xs[1], oh, ow)
 	X, Y := x.Value.Data, out.Data
 	inv := 1 / float32(k*k)
-	tensor.Parallel(planes, 16, func(_, lo, hi int) {
-		for p := lo; p < hi; p++ {
-			xp := X[p*h*w:]
-			for oi := 0; oi < oh; oi++ {
-				for oj := 0; oj < ow; oj++ {
-					var s float32
-					for ki := 0; ki < k; ki++ {
-						for _, a := range xp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k] {
-							s += a
-						}
+	return planewise(x, out, planes, func(p int) {
+		xp := X[p*h*w:]
+		for oi := 0; oi < oh; oi++ {
+			for oj := 0; oj < ow; oj++ {
+				var s float32
+				for ki := 0; ki < k; ki++ {
+					for _, a := range xp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k] {
+						s += a
 					}
-					Y[p*oh*ow+oi*ow+oj] = s * inv
+				}
+				Y[p*oh*ow+oi*ow+oj] = s * inv
+			}
+		}
+	}, func(p int, G, gx []float32) {
+		gp := gx[p*h*w:]
+		for oi := 0; oi < oh; oi++ {
+			for oj := 0; oj < ow; oj++ {
+				g := G[p*oh*ow+oi*ow+oj] * inv
+				for ki := 0; ki < k; ki++ {
+					row := gp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k]
+					for j := range row {
+						row[j] += g
+					}
 				}
 			}
 		}
 	})
-	v := newVar(out, x)
-	if v.requiresGrad {
-		v.backward = func() {
-			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(planes, 16, func(_, lo, hi int) {
-				for p := lo; p < hi; p++ {
-					gp := gx[p*h*w:]
-					for oi := 0; oi < oh; oi++ {
-						for oj := 0; oj < ow; oj++ {
-							g := G[p*oh*ow+oi*ow+oj] * inv
-							for ki := 0; ki < k; ki++ {
-								row := gp[(oi*stride+ki)*w+oj*stride : (oi*stride+ki)*w+oj*stride+k]
-								for j := range row {
-									row[j] += g
-								}
-							}
-						}
-					}
-				}
-			})
-		}
-	}
-	return v
 }
 
 // GlobalAvgPool averages each channel of x [N,C,H,W] giving [N,C].
@@ -125,31 +101,19 @@ func GlobalAvgPool(x *Var) *Var {
 	out := tensor.New(xs[0], xs[1])
 	X, Y := x.Value.Data, out.Data
 	inv := 1 / float32(hw)
-	tensor.Parallel(planes, 16, func(_, lo, hi int) {
-		for p := lo; p < hi; p++ {
-			var s float32
-			for _, a := range X[p*hw : (p+1)*hw] {
-				s += a
-			}
-			Y[p] = s * inv
+	return planewise(x, out, planes, func(p int) {
+		var s float32
+		for _, a := range X[p*hw : (p+1)*hw] {
+			s += a
+		}
+		Y[p] = s * inv
+	}, func(p int, G, gx []float32) {
+		g := G[p] * inv
+		row := gx[p*hw : (p+1)*hw]
+		for j := range row {
+			row[j] += g
 		}
 	})
-	v := newVar(out, x)
-	if v.requiresGrad {
-		v.backward = func() {
-			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(planes, 16, func(_, lo, hi int) {
-				for p := lo; p < hi; p++ {
-					g := G[p] * inv
-					row := gx[p*hw : (p+1)*hw]
-					for j := range row {
-						row[j] += g
-					}
-				}
-			})
-		}
-	}
-	return v
 }
 
 // Upsample2x doubles the height and width of x [N,C,H,W] by nearest-neighbour
@@ -162,15 +126,33 @@ func Upsample2x(x *Var) *Var {
 	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
 	out := newUninit(xs[0], xs[1], 2*h, 2*w)
 	X, Y := x.Value.Data, out.Data
+	return planewise(x, out, planes, func(p int) {
+		for i := 0; i < 2*h; i++ {
+			src := X[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
+			dst := Y[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
+			for j, a := range src {
+				dst[2*j], dst[2*j+1] = a, a
+			}
+		}
+	}, func(p int, G, gx []float32) {
+		for i := 0; i < 2*h; i++ {
+			src := G[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
+			dst := gx[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
+			for j := range dst {
+				dst[j] += src[2*j] + src[2*j+1]
+			}
+		}
+	})
+}
+
+// planewise fills out from x by running fwd(p) for each of the planes
+// (the N·C images of an [N,C,H,W] tensor) in parallel, and returns its
+// Var. The backward pass runs bwd(p, G, gx) for each plane in parallel,
+// with G the output's gradient and gx the gradient of x to accumulate into.
+func planewise(x *Var, out *tensor.Tensor, planes int, fwd func(p int), bwd func(p int, G, gx []float32)) *Var {
 	tensor.Parallel(planes, 16, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
-			for i := 0; i < 2*h; i++ {
-				src := X[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
-				dst := Y[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
-				for j, a := range src {
-					dst[2*j], dst[2*j+1] = a, a
-				}
-			}
+			fwd(p)
 		}
 	})
 	v := newVar(out, x)
@@ -179,13 +161,7 @@ func Upsample2x(x *Var) *Var {
 			G, gx := v.Grad.Data, x.grad()
 			tensor.Parallel(planes, 16, func(_, lo, hi int) {
 				for p := lo; p < hi; p++ {
-					for i := 0; i < 2*h; i++ {
-						src := G[p*4*h*w+i*2*w : p*4*h*w+(i+1)*2*w]
-						dst := gx[p*h*w+(i/2)*w : p*h*w+(i/2+1)*w]
-						for j := range dst {
-							dst[j] += src[2*j] + src[2*j+1]
-						}
-					}
+					bwd(p, G, gx)
 				}
 			})
 		}
