@@ -494,16 +494,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				}
 			})
 			if parts != nil && groups >= tensor.Threads() {
-				gw := w.grad()
-				for _, p := range parts {
-					if p == nil {
-						continue
-					}
-					for j, a := range p {
-						gw[j] += a
-					}
-					putBuf(p)
-				}
+				addParts(w.grad(), parts)
 			}
 			if b.needs() {
 				gb := b.grad()
@@ -602,16 +593,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 				}
 			})
 			if parts != nil {
-				gw := w.grad()
-				for _, p := range parts {
-					if p == nil {
-						continue
-					}
-					for j, a := range p {
-						gw[j] += a
-					}
-					putBuf(p)
-				}
+				addParts(w.grad(), parts)
 			}
 			if b.needs() {
 				gb := b.grad()
@@ -634,5 +616,19 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 func fill(s []float32, v float32) {
 	for i := range s {
 		s[i] = v
+	}
+}
+
+// addParts adds the per-worker partial weight gradients parts (nil where a
+// worker had none) into gw and returns their buffers to the pool.
+func addParts(gw []float32, parts [][]float32) {
+	for _, p := range parts {
+		if p == nil {
+			continue
+		}
+		for j, a := range p {
+			gw[j] += a
+		}
+		putBuf(p)
 	}
 }

@@ -192,15 +192,7 @@ func TestAdamWAgainstTorch(t *testing.T) {
 	w := Param(c.Inputs["w"].tensor())
 	target := Const(c.Inputs["target"].tensor())
 	opt := NewAdamW(c.Params["lr"].(float64), c.Params["weight_decay"].(float64))
-	var traj []float32
-	for range 3 {
-		ZeroGrad([]*Var{w})
-		d := Sub(w, target)
-		Sum(Mul(d, d)).Backward()
-		opt.Step([]*Var{w})
-		traj = append(traj, w.Value.Data...)
-	}
-	assertClose(t, "weights", traj, c.Output, 1e-5)
+	assertClose(t, "weights", squaredErrorSteps(w, target, opt.Step), c.Output, 1e-5)
 }
 
 func TestSGDAgainstTorch(t *testing.T) {
@@ -208,15 +200,21 @@ func TestSGDAgainstTorch(t *testing.T) {
 	w := Param(c.Inputs["w"].tensor())
 	target := Const(c.Inputs["target"].tensor())
 	opt := &SGD{LR: c.Params["lr"].(float64), Momentum: c.Params["momentum"].(float64), WeightDecay: c.Params["weight_decay"].(float64)}
+	assertClose(t, "weights", squaredErrorSteps(w, target, opt.Step), c.Output, 1e-5)
+}
+
+// squaredErrorSteps takes three optimiser steps on Σ(w−target)² and returns
+// the weights after each step, concatenated (gen_torch.py's trajectory).
+func squaredErrorSteps(w, target *Var, step func([]*Var)) []float32 {
 	var traj []float32
 	for range 3 {
 		ZeroGrad([]*Var{w})
 		d := Sub(w, target)
 		Sum(Mul(d, d)).Backward()
-		opt.Step([]*Var{w})
+		step([]*Var{w})
 		traj = append(traj, w.Value.Data...)
 	}
-	assertClose(t, "weights", traj, c.Output, 1e-5)
+	return traj
 }
 
 func TestClipGradNormAgainstTorch(t *testing.T) {
