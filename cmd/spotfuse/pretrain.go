@@ -42,7 +42,8 @@ func init() {
 type imageFlags struct {
 	data, sections, tasks, arch string
 	pool                        string
-	context, hed                float64
+	context, hed, maskFrac      float64
+	maskBlocks                  int
 	steps, batch, size, width   int
 	depth, tiles, threads       int
 	ckptEvery, logEvery         int
@@ -74,6 +75,8 @@ func (f *imageFlags) register(cmd *cobra.Command, def imageDefaults) {
 	fl.Float64Var(&f.context, "context", 2, "patch crop side in spot diameters (1 = the spot's bounding square, 2 adds half a diameter around it)")
 	fl.StringVar(&f.pool, "pool", dc.Encoder.Pool, "embedding pooling: avg (last block) or stages (every block, concatenated)")
 	fl.Float64Var(&f.hed, "hed-jitter", patch.DefaultAugment().HEDSigma, "contrastive views: H&E stain scale jitter (stain shift = a fifth of it)")
+	fl.IntVar(&f.maskBlocks, "mask-blocks", dc.MaskBlocks, "inpainting: at most this many square blocks hidden per patch")
+	fl.Float64Var(&f.maskFrac, "mask-frac", dc.MaskFrac, "inpainting: block side as a fraction of the patch side")
 	fl.IntVar(&f.tiles, "tiles", 0, "extra tissue tiles between spots per section (training only)")
 	fl.IntVar(&f.steps, "steps", def.steps, "optimizer steps")
 	fl.IntVar(&f.batch, "batch", def.batch, "patches per step")
@@ -93,7 +96,7 @@ func (f *imageFlags) config(tasks map[string]float64, dir string) pretrain.Image
 	aug := patch.DefaultAugment()
 	aug.HEDSigma, aug.HEDBias = f.hed, f.hed/5
 	return pretrain.ImageConfig{
-		Augment: &aug,
+		Augment: &aug, MaskBlocks: f.maskBlocks, MaskFrac: f.maskFrac,
 		Encoder: models.ImageEncoderConfig{Arch: f.arch, Width: f.width, Depth: f.depth, Pool: f.pool},
 		Tasks:   tasks,
 		Loop: pretrain.LoopConfig{Steps: f.steps, Batch: f.batch, CheckpointEvery: f.ckptEvery, LogEvery: f.logEvery,
