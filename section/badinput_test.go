@@ -13,13 +13,11 @@ package section_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
 	"image"
 	"image/png"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,60 +33,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the bad-input table in docs/robustness.md")
-
-// copyTree copies src into a new temporary directory and returns the copy.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// edit rewrites a text file (gunzipping and gzipping *.gz transparently).
-func edit(t *testing.T, path string, fn func(string) string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gz := strings.HasSuffix(path, ".gz")
-	if gz {
-		r, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := []byte(fn(string(b)))
-	if gz {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		w.Write(out)
-		w.Close()
-		out = buf.Bytes()
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // truncate keeps the first fraction of a file's bytes.
 func truncate(t *testing.T, path string, frac float64) {
@@ -127,6 +71,26 @@ func lines(fn func(i int, l string) []string) func(string) string {
 		}
 		return strings.Join(out, "\n") + "\n"
 	}
+}
+
+// rows rewrites every line of a text but its header with fn.
+func rows(fn func(string) string) func(string) string {
+	return lines(func(i int, l string) []string {
+		if i == 0 {
+			return []string{l}
+		}
+		return []string{fn(l)}
+	})
+}
+
+// openEditedLabels rewrites the Visium fixture's labels.csv with edit and
+// opens the section with it, returning the error and the labels' path.
+func openEditedLabels(t *testing.T, fx fixtures, edit func(string) string) (error, string) {
+	t.Helper()
+	p := filepath.Join(fx.visium, "labels.csv")
+	testutil.EditFile(t, p, edit)
+	_, err := section.Open(fx.visium, section.Options{Labels: p})
+	return err, p
 }
 
 // field replaces field k of line n of a delimited text.
@@ -210,7 +174,7 @@ func badCases() []badCase {
 		return badCase{reader: "legacy ST", name: name, kind: "error", want: want,
 			make: func(t *testing.T, fx fixtures) (error, string) {
 				p := map[string]string{"counts": fx.stCounts(), "spots": fx.stSpots(), "labels": fx.stLabels()}[file]
-				edit(t, p, fn)
+				testutil.EditFile(t, p, fn)
 				err, _ := openST(fx)
 				return err, p
 			}}
@@ -231,7 +195,7 @@ func badCases() []badCase {
 		return badCase{reader: "Space Ranger MTX", name: name, kind: "error", want: want,
 			make: func(t *testing.T, fx fixtures) (error, string) {
 				p := fx.mtxFile(rel)
-				edit(t, p, fn)
+				testutil.EditFile(t, p, fn)
 				return openSR(fx, fx.visiumMTX, section.Options{}), p
 			}}
 	}
@@ -289,7 +253,7 @@ func badCases() []badCase {
 		st("labels without the label column", "labels", dropColumn("label", "\t"), "label"),
 		{reader: "legacy ST", name: "all-zero spot", kind: "warning", want: []string{"all-zero counts", "first=10x13"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				edit(t, fx.stCounts(), lines(func(i int, l string) []string {
+				testutil.EditFile(t, fx.stCounts(), lines(func(i int, l string) []string {
 					if strings.HasPrefix(l, "10x13\t") {
 						f := strings.Split(l, "\t")
 						for k := 1; k < len(f); k++ {
@@ -306,10 +270,10 @@ func badCases() []badCase {
 		sr("truncated 10x .h5", "filtered_feature_bc_matrix.h5", func(t *testing.T, p string) { truncate(t, p, 0.5) }),
 		sr("corrupted 10x .h5", "filtered_feature_bc_matrix.h5", func(t *testing.T, p string) { scramble(t, p, 3000, 9000) }),
 		sr("positions without pxl_row_in_fullres", "spatial/tissue_positions.csv", func(t *testing.T, p string) {
-			edit(t, p, dropColumn("pxl_row_in_fullres", ","))
+			testutil.EditFile(t, p, dropColumn("pxl_row_in_fullres", ","))
 		}, "pxl_row_in_fullres"),
 		sr("duplicate barcode in the positions", "spatial/tissue_positions.csv", func(t *testing.T, p string) {
-			edit(t, p, lines(func(i int, l string) []string {
+			testutil.EditFile(t, p, lines(func(i int, l string) []string {
 				if i == 1 {
 					return []string{l, l}
 				}
@@ -317,7 +281,7 @@ func badCases() []badCase {
 			}))
 		}, "AAAAAAACAAAAAAAC-1"),
 		sr("matrix barcode missing from the positions", "spatial/tissue_positions.csv", func(t *testing.T, p string) {
-			edit(t, p, lines(func(i int, l string) []string {
+			testutil.EditFile(t, p, lines(func(i int, l string) []string {
 				if strings.HasPrefix(l, "AAAAAAGGAAAAAATC-1,") {
 					return nil
 				}
@@ -328,21 +292,21 @@ func badCases() []badCase {
 			want: []string{"in-tissue spots missing from the matrix", "spots=1"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
 				p := fx.srFile("spatial/tissue_positions.csv")
-				edit(t, p, func(s string) string { return s + "TTTTTTTTTTTTTTTT-1,1,70,70,500.0,500.0\n" })
+				testutil.EditFile(t, p, func(s string) string { return s + "TTTTTTTTTTTTTTTT-1,1,70,70,500.0,500.0\n" })
 				return openSR(fx, fx.visium, section.Options{}), p
 			}},
 		sr("NaN pixel position", "spatial/tissue_positions.csv", func(t *testing.T, p string) {
-			edit(t, p, field(5, 4, ",", "NaN"))
+			testutil.EditFile(t, p, field(5, 4, ",", "NaN"))
 		}, ".csv:6:", "not a finite number"),
 		{reader: "Space Ranger", name: "hires scale factor 10× too large", kind: "error", want: []string{"wrong image or scale factor?"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				edit(t, fx.srFile("spatial/scalefactors_json.json"), func(s string) string {
+				testutil.EditFile(t, fx.srFile("spatial/scalefactors_json.json"), func(s string) string {
 					return strings.Replace(s, `"tissue_hires_scalef": 0.05`, `"tissue_hires_scalef": 0.5`, 1)
 				})
 				return openSR(fx, fx.visium, section.Options{}), fx.srFile("spatial/tissue_hires_image.png")
 			}},
 		sr("negative scale factor", "spatial/scalefactors_json.json", func(t *testing.T, p string) {
-			edit(t, p, func(s string) string {
+			testutil.EditFile(t, p, func(s string) string {
 				return strings.Replace(s, `"tissue_hires_scalef": 0.05`, `"tissue_hires_scalef": -0.05`, 1)
 			})
 		}, "tissue_hires_scalef"),
@@ -388,32 +352,16 @@ func badCases() []badCase {
 		{reader: "labels CSV", name: "labels for spots not in the section", kind: "warning",
 			want: []string{"labels for spots not in the section ignored", "spots=1"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				p := filepath.Join(fx.visium, "labels.csv")
-				edit(t, p, func(s string) string { return s + "NOTASPOT-1,invasive cancer\n" })
-				_, err := section.Open(fx.visium, section.Options{Labels: p})
-				return err, p
+				return openEditedLabels(t, fx, func(s string) string { return s + "NOTASPOT-1,invasive cancer\n" })
 			}},
 		{reader: "labels CSV", name: "no label matches a spot", kind: "error", want: []string{"none of its 40 spot ids"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				p := filepath.Join(fx.visium, "labels.csv")
-				edit(t, p, lines(func(i int, l string) []string {
-					if i == 0 {
-						return []string{l}
-					}
-					return []string{"X" + l}
-				}))
-				_, err := section.Open(fx.visium, section.Options{Labels: p})
-				return err, p
+				return openEditedLabels(t, fx, rows(func(l string) string { return "X" + l }))
 			}},
 		{reader: "labels CSV → classify", name: "a single class", kind: "error", want: []string{"at least two labelled classes"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
 				p := filepath.Join(fx.visium, "labels.csv")
-				edit(t, p, lines(func(i int, l string) []string {
-					if i == 0 {
-						return []string{l}
-					}
-					return []string{l[:strings.Index(l, ",")] + ",tumour"}
-				}))
+				testutil.EditFile(t, p, rows(func(l string) string { return l[:strings.Index(l, ",")] + ",tumour" }))
 				s, err := section.Open(fx.visium, section.Options{Labels: p})
 				if err != nil {
 					return err, p
@@ -517,9 +465,9 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.reader+"/"+tc.name, func(t *testing.T) {
 			fx := fixtures{
 				root:      r,
-				st:        copyTree(t, filepath.Join(r, "section", "testdata", "st")),
-				visium:    copyTree(t, filepath.Join(r, "testdata", "visium", "A1_sub")),
-				visiumMTX: copyTree(t, filepath.Join(r, "testdata", "visium", "A1_sub_v1")),
+				st:        testutil.CopyTree(t, filepath.Join(r, "section", "testdata", "st")),
+				visium:    testutil.CopyTree(t, filepath.Join(r, "testdata", "visium", "A1_sub")),
+				visiumMTX: testutil.CopyTree(t, filepath.Join(r, "testdata", "visium", "A1_sub_v1")),
 			}
 			fx.h5ad = filepath.Join(t.TempDir(), "A1_sub_csr.h5ad")
 			copyFile(t, filepath.Join(r, "testdata", "h5ad", "A1_sub_csr.h5ad"), fx.h5ad)

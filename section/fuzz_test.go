@@ -2,28 +2,15 @@ package section
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
+// readFixture returns a legacy-ST fixture file, gunzipped.
 func readFixture(f *testing.F, rel string) []byte {
-	b, err := os.ReadFile("testdata/st/" + rel)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if strings.HasSuffix(rel, ".gz") {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			f.Fatal(err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			f.Fatal(err)
-		}
-	}
-	return b
+	return testutil.ReadFile(f, "testdata/st/"+rel)
 }
 
 // firstLines keeps the first n lines of b.

@@ -335,16 +335,7 @@ func (h *h5File) image(path string, opt Options) (*Image, error) {
 // keys are required as in scalefactors_json.json.
 func (h *h5File) scaleFactors(g string) (*ScaleFactors, error) {
 	var sf ScaleFactors
-	for _, k := range []struct {
-		name     string
-		dst      *float64
-		required bool
-	}{
-		{"spot_diameter_fullres", &sf.SpotDiameterFullres, true},
-		{"tissue_hires_scalef", &sf.TissueHiresScalef, true},
-		{"tissue_lowres_scalef", &sf.TissueLowresScalef, true},
-		{"fiducial_diameter_fullres", &sf.FiducialDiameterFullres, false},
-	} {
+	for _, k := range sf.keys() {
 		ds := g + "/" + k.name
 		if !h.has(ds) {
 			if k.required {

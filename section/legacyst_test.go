@@ -2,7 +2,6 @@ package section
 
 import (
 	"bytes"
-	"compress/gzip"
 	"image"
 	"image/png"
 	"os"
@@ -168,37 +167,11 @@ func fixture(t *testing.T, edit map[string]func(string) string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, rel := range []string{"counts/A1.tsv.gz", "spots/A1_selection.tsv", "labels/A1_labeled_coordinates.tsv"} {
-		b, err := os.ReadFile(filepath.Join("testdata/st", rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz := strings.HasSuffix(rel, ".gz")
-		if gz {
-			zr, err := gzip.NewReader(bytes.NewReader(b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plain bytes.Buffer
-			if _, err := plain.ReadFrom(zr); err != nil {
-				t.Fatal(err)
-			}
-			b = plain.Bytes()
-		}
+		b := testutil.ReadFile(t, filepath.Join("testdata/st", rel))
 		if f := edit[rel]; f != nil {
 			b = []byte(f(string(b)))
 		}
-		if gz {
-			var z bytes.Buffer
-			zw := gzip.NewWriter(&z)
-			zw.Write(b)
-			zw.Close()
-			b = z.Bytes()
-		}
-		p := filepath.Join(dir, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testutil.WriteFile(t, filepath.Join(dir, rel), b)
 	}
 	return dir
 }

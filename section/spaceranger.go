@@ -353,22 +353,31 @@ func ReadScaleFactors(path string) (*ScaleFactors, error) {
 	return parseScaleFactors(path, b)
 }
 
+// scaleKey is one key of scalefactors_json.json (and of an h5ad's
+// scalefactors group) with the field of ScaleFactors it fills.
+type scaleKey struct {
+	name     string
+	dst      *float64
+	required bool
+}
+
+// keys lists the keys of sf that the readers know, with their fields.
+func (sf *ScaleFactors) keys() []scaleKey {
+	return []scaleKey{
+		{"spot_diameter_fullres", &sf.SpotDiameterFullres, true},
+		{"tissue_hires_scalef", &sf.TissueHiresScalef, true},
+		{"tissue_lowres_scalef", &sf.TissueLowresScalef, true},
+		{"fiducial_diameter_fullres", &sf.FiducialDiameterFullres, false},
+	}
+}
+
 func parseScaleFactors(path string, b []byte) (*ScaleFactors, error) {
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("section: %s: %v", path, err)
 	}
 	var sf ScaleFactors
-	for _, k := range []struct {
-		name     string
-		dst      *float64
-		required bool
-	}{
-		{"spot_diameter_fullres", &sf.SpotDiameterFullres, true},
-		{"tissue_hires_scalef", &sf.TissueHiresScalef, true},
-		{"tissue_lowres_scalef", &sf.TissueLowresScalef, true},
-		{"fiducial_diameter_fullres", &sf.FiducialDiameterFullres, false},
-	} {
+	for _, k := range sf.keys() {
 		v, ok := raw[k.name]
 		if !ok {
 			if k.required {

@@ -2,12 +2,12 @@ package section
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 // Fuzz targets for the Space Ranger and AnnData readers, seeded from the
@@ -20,20 +20,7 @@ import (
 
 func srSeed(f *testing.F, rel ...string) []byte {
 	f.Helper()
-	b, err := os.ReadFile(srTestdata(f, rel...))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if filepath.Ext(rel[len(rel)-1]) == ".gz" {
-		r, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			f.Fatal(err)
-		}
-		if b, err = io.ReadAll(r); err != nil {
-			f.Fatal(err)
-		}
-	}
-	return b
+	return testutil.ReadFile(f, srTestdata(f, rel...))
 }
 
 func FuzzTissuePositions(f *testing.F) {

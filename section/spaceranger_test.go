@@ -2,12 +2,10 @@ package section
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"image"
 	"image/png"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -245,9 +243,9 @@ func TestReadSpaceRangerAllSpots(t *testing.T) {
 	f := srLoadFixture(t)
 	// Mark the first matrix barcode out of tissue: dropped by default, kept
 	// with AllSpots.
-	dir := srCopyTree(t, srTestdata(t, "visium", "A1_sub"))
+	dir := testutil.CopyTree(t, srTestdata(t, "visium", "A1_sub"))
 	pos := filepath.Join(dir, "outs", "spatial", "tissue_positions.csv")
-	srEditFile(t, pos, func(s string) string {
+	testutil.EditFile(t, pos, func(s string) string {
 		return strings.Replace(s, f.Barcodes[0]+",1,", f.Barcodes[0]+",0,", 1)
 	})
 	s, err := ReadSpaceRanger(dir, Options{})
@@ -294,61 +292,6 @@ func TestRead10xH5DropsOtherFeatureTypes(t *testing.T) {
 	}
 	if m.NNZ() != nnz {
 		t.Errorf("nnz %d, want %d", m.NNZ(), nnz)
-	}
-}
-
-// srCopyTree copies a fixture directory into a temp dir.
-func srCopyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// srEditFile rewrites a file (transparently gunzipping/gzipping *.gz).
-func srEditFile(t *testing.T, path string, edit func(string) string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gz := strings.HasSuffix(path, ".gz")
-	if gz {
-		r, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := []byte(edit(string(b)))
-	if gz {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		w.Write(out)
-		w.Close()
-		out = buf.Bytes()
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -400,16 +343,16 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 		}, "missing dataset /matrix/indptr"},
 		{"positions missing a column", "A1_sub", pos, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, ",pxl_col_in_fullres", "", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, ",pxl_col_in_fullres", "", 1) })
 		}, `no column "pxl_col_in_fullres"`},
 		{"positions row missing a field", "A1_sub_v1", lst, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, bc+",1,", bc+",", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, bc+",1,", bc+",", 1) })
 		}, "no column"},
 		{"barcode in matrix but not in positions", "A1_sub", pos, func(t *testing.T, p string) {
-			srEditFile(t, p, srDropLine(bc))
+			testutil.EditFile(t, p, srDropLine(bc))
 		}, "has no row in"},
 		{"non-numeric position", "A1_sub", pos, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string {
+			testutil.EditFile(t, p, func(s string) string {
 				i := strings.Index(s, bc)
 				j := i + strings.Index(s[i:], "\n")
 				k := strings.LastIndex(s[:j], ",")
@@ -417,7 +360,7 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 			})
 		}, `pxl_col_in_fullres "12a.5" is not a finite number`},
 		{"NaN position", "A1_sub_v1", lst, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string {
+			testutil.EditFile(t, p, func(s string) string {
 				i := strings.Index(s, bc)
 				j := i + strings.Index(s[i:], "\n")
 				k := strings.LastIndex(s[:j], ",")
@@ -425,10 +368,10 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 			})
 		}, "not a finite number"},
 		{"in_tissue not 0/1", "A1_sub", pos, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, bc+",1,", bc+",yes,", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, bc+",1,", bc+",yes,", 1) })
 		}, "in_tissue"},
 		{"duplicate positions barcode", "A1_sub", pos, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return s + bc + ",1,0,0,1,1\n" })
+			testutil.EditFile(t, p, func(s string) string { return s + bc + ",1,0,0,1,1\n" })
 		}, "repeats line"},
 		{"scalefactors missing a key", "A1_sub", sfj, func(t *testing.T, p string) {
 			os.WriteFile(p, []byte(`{"spot_diameter_fullres": 108.8, "tissue_lowres_scalef": 0.02}`), 0o644)
@@ -449,26 +392,26 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 			os.Remove(filepath.Join(p, "tissue_positions.csv"))
 		}, "no tissue_positions.csv or tissue_positions_list.csv"},
 		{"MTX truncated", "A1_sub_v1", mtx, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return s[:len(s)/2] })
+			testutil.EditFile(t, p, func(s string) string { return s[:len(s)/2] })
 		}, "matrix.mtx.gz"},
 		{"MTX gzip cut", "A1_sub_v1", mtx, func(t *testing.T, p string) { srTruncate(t, p, 300) }, "matrix.mtx.gz"},
 		{"MTX bad header", "A1_sub_v1", mtx, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, "coordinate", "array", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, "coordinate", "array", 1) })
 		}, "MatrixMarket"},
 		{"MTX entry out of range", "A1_sub_v1", mtx, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, "\n1 1 ", "\n61 1 ", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, "\n1 1 ", "\n61 1 ", 1) })
 		}, "outside 60×40"},
 		{"MTX negative count", "A1_sub_v1", mtx, func(t *testing.T, p string) {
-			srEditFile(t, p, func(s string) string { return strings.Replace(s, "\n1 1 ", "\n1 1 -", 1) })
+			testutil.EditFile(t, p, func(s string) string { return strings.Replace(s, "\n1 1 ", "\n1 1 -", 1) })
 		}, "not a finite non-negative"},
 		{"MTX size disagrees with barcodes", "A1_sub_v1", bcs, func(t *testing.T, p string) {
-			srEditFile(t, p, srDropLine(bc))
+			testutil.EditFile(t, p, srDropLine(bc))
 		}, "39 barcodes"},
 		{"no matrix", "A1_sub_v1", "outs/filtered_feature_bc_matrix", func(t *testing.T, p string) { os.RemoveAll(p) }, "no filtered_feature_bc_matrix.h5 or filtered_feature_bc_matrix/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := srCopyTree(t, srTestdata(t, "visium", tt.fixture))
+			dir := testutil.CopyTree(t, srTestdata(t, "visium", tt.fixture))
 			tt.edit(t, filepath.Join(dir, tt.file))
 			s, err := ReadSpaceRanger(dir, Options{})
 			if err == nil {
@@ -581,8 +524,8 @@ func srDecodePNG(t *testing.T, p string) image.Image {
 // TestReadSpaceRangerWarnsMissingInTissue: an in-tissue positions row
 // without a matrix barcode is logged, not an error.
 func TestReadSpaceRangerWarnsMissingInTissue(t *testing.T) {
-	dir := srCopyTree(t, srTestdata(t, "visium", "A1_sub"))
-	srEditFile(t, filepath.Join(dir, "outs", "spatial", "tissue_positions.csv"), func(s string) string {
+	dir := testutil.CopyTree(t, srTestdata(t, "visium", "A1_sub"))
+	testutil.EditFile(t, filepath.Join(dir, "outs", "spatial", "tissue_positions.csv"), func(s string) string {
 		return s + srBarcode(30, 30) + ",1,30,30,6000,6000\n"
 	})
 	var buf bytes.Buffer

@@ -3,9 +3,13 @@
 package testutil
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,4 +73,83 @@ func ReadJSON(tb testing.TB, path string, v any) {
 func HER2STDir(tb testing.TB) string {
 	tb.Helper()
 	return filepath.Join(RepoRoot(tb), "..", "shared", "data", "her2st")
+}
+
+// ReadFile returns the contents of the file at path, gunzipped when its
+// name ends in .gz.
+func ReadFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return b
+	}
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	if b, err = io.ReadAll(r); err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
+
+// WriteFile writes b to the file at path, creating its directory and
+// gzipping b when the name ends in .gz.
+func WriteFile(tb testing.TB, path string, b []byte) {
+	tb.Helper()
+	if strings.HasSuffix(path, ".gz") {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		if _, err := w.Write(b); err != nil {
+			tb.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			tb.Fatal(err)
+		}
+		b = buf.Bytes()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// EditFile rewrites the file at path with fn applied to its text, which is
+// gunzipped and gzipped again when the name ends in .gz.
+func EditFile(tb testing.TB, path string, fn func(string) string) {
+	tb.Helper()
+	WriteFile(tb, path, []byte(fn(string(ReadFile(tb, path)))))
+}
+
+// CopyTree copies the directory src into a new temporary directory and
+// returns the copy's path (whose base name is src's).
+func CopyTree(tb testing.TB, src string) string {
+	tb.Helper()
+	dst := filepath.Join(tb.TempDir(), filepath.Base(src))
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dst
 }

@@ -42,3 +42,26 @@ func TestHER2STSkipsWhenFileMissing(t *testing.T) {
 		t.Fatal("HER2ST did not skip for a missing file")
 	}
 }
+
+func TestFilesRoundTrip(t *testing.T) {
+	for _, name := range []string{"plain.tsv", "sub/packed.tsv.gz"} {
+		t.Run(name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "tree")
+			p := filepath.Join(src, name)
+			WriteFile(t, p, []byte("a\tb\n1\t2\n"))
+			if raw, err := os.ReadFile(p); err != nil {
+				t.Fatal(err)
+			} else if gz := raw[0] == 0x1f && raw[1] == 0x8b; gz != (filepath.Ext(name) == ".gz") {
+				t.Fatalf("%s stored gzipped=%v", name, gz)
+			}
+			EditFile(t, p, func(s string) string { return s + "3\t4\n" })
+			dst := CopyTree(t, src)
+			if filepath.Base(dst) != "tree" {
+				t.Fatalf("copy %s does not keep the base name", dst)
+			}
+			if got, want := string(ReadFile(t, filepath.Join(dst, name))), "a\tb\n1\t2\n3\t4\n"; got != want {
+				t.Fatalf("copied %q, want %q", got, want)
+			}
+		})
+	}
+}
