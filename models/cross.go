@@ -253,16 +253,11 @@ func StandardizeBySection(x []float32, n, d int, section []int) []float32 {
 // and, with LearnTemperature, the temperature) by stable name.
 func (m *CrossModel) HeadParams() map[string]*nn.Var {
 	p := map[string]*nn.Var{}
-	add := func(prefix string, src map[string]*nn.Var) {
-		for k, v := range src {
-			p[prefix+k] = v
-		}
-	}
-	add("image_proj.", m.imgProj.NamedParams())
-	add("expr_proj.", m.exprProj.NamedParams())
+	nn.AddPrefixed(p, "image_proj", m.imgProj.NamedParams())
+	nn.AddPrefixed(p, "expr_proj", m.exprProj.NamedParams())
 	if m.imgCtx != nil {
-		add("image_ctx.", m.imgCtx.NamedParams())
-		add("expr_ctx.", m.exprCtx.NamedParams())
+		nn.AddPrefixed(p, "image_ctx", m.imgCtx.NamedParams())
+		nn.AddPrefixed(p, "expr_ctx", m.exprCtx.NamedParams())
 	}
 	if m.Config.LearnTemperature {
 		p["log_scale"] = m.logScale
@@ -275,14 +270,10 @@ func (m *CrossModel) HeadParams() map[string]*nn.Var {
 func (m *CrossModel) NamedParams() map[string]*nn.Var {
 	p := m.HeadParams()
 	if m.Image != nil {
-		for k, v := range m.Image.NamedParams() {
-			p["image."+k] = v
-		}
+		nn.AddPrefixed(p, "image", m.Image.NamedParams())
 	}
 	if m.Expr != nil {
-		for k, v := range m.Expr.NamedParams() {
-			p["expr."+k] = v
-		}
+		nn.AddPrefixed(p, "expr", m.Expr.NamedParams())
 	}
 	return p
 }
@@ -291,14 +282,10 @@ func (m *CrossModel) NamedParams() map[string]*nn.Var {
 func (m *CrossModel) Buffers() map[string]*tensor.Tensor {
 	b := map[string]*tensor.Tensor{}
 	if m.Image != nil {
-		for k, v := range m.Image.Buffers() {
-			b["image."+k] = v
-		}
+		nn.AddPrefixed(b, "image", m.Image.Buffers())
 	}
 	if m.Expr != nil {
-		for k, v := range m.Expr.Buffers() {
-			b["expr."+k] = v
-		}
+		nn.AddPrefixed(b, "expr", m.Expr.Buffers())
 	}
 	return b
 }

@@ -194,3 +194,36 @@ func TestStandardizeBySection(t *testing.T) {
 		t.Error("input modified")
 	}
 }
+
+// The saved tensor names are a file format: heads under image_proj.,
+// expr_proj., image_ctx., expr_ctx., attached encoders under image. and
+// expr., each part joined by a single dot.
+func TestCrossModelTensorNames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	expr, err := NewExprEncoder(ExprEncoderConfig{Genes: 5, Hidden: 4, Latent: 3, Norm: "batch"}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewCrossModel(CrossConfig{ImageDim: 4, ExprDim: 3, Shared: 8, Hidden: 16, Context: true, Heads: 2}, nil, expr, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for k := range m.NamedParams() {
+		if strings.Contains(k, "..") || !strings.Contains(k, ".") || strings.HasSuffix(k, ".") {
+			t.Errorf("malformed parameter name %q", k)
+			continue
+		}
+		seen[k[:strings.Index(k, ".")+1]] = true
+	}
+	for k := range m.Buffers() {
+		if !strings.HasPrefix(k, "expr.") || strings.Contains(k, "..") {
+			t.Errorf("buffer %q: want expr.<name>", k)
+		}
+	}
+	for _, p := range []string{"image_proj.", "expr_proj.", "image_ctx.", "expr_ctx.", "expr."} {
+		if !seen[p] {
+			t.Errorf("no parameter under %s (have %v)", p, seen)
+		}
+	}
+}

@@ -315,10 +315,8 @@ func (d *GeneDecoder) Buffers() map[string]*tensor.Tensor {
 // share × library size.
 type NBDecoder struct {
 	NBatch   int
-	hid      *dense // Latent → Hidden
-	cov      *dense // NBatch → Hidden, no bias (the one-hot covariate); nil when NBatch = 0
-	norm     *norm1d
-	out      *dense // Hidden → G
+	dec      GeneDecoder // hid: Latent → Hidden, norm, out: Hidden → G
+	cov      *dense      // NBatch → Hidden, no bias (the one-hot covariate); nil when NBatch = 0
 	logTheta *nn.Var
 }
 
@@ -326,9 +324,7 @@ type NBDecoder struct {
 func NewNBDecoder(latent, hidden, genes, nBatch int, norm string, rng *rand.Rand) *NBDecoder {
 	d := &NBDecoder{
 		NBatch:   nBatch,
-		hid:      newDense(latent, hidden, true, rng),
-		norm:     newNorm1d(norm, hidden),
-		out:      newDense(hidden, genes, true, rng),
+		dec:      *NewGeneDecoder(latent, hidden, genes, norm, rng),
 		logTheta: nn.Param(tensor.New(genes)),
 	}
 	if nBatch > 0 {
@@ -340,32 +336,26 @@ func NewNBDecoder(latent, hidden, genes, nBatch int, norm string, rng *rand.Rand
 // Forward returns the per-gene library shares (N, G; rows sum to 1) and θ
 // (G). onehot (N, NBatch) may be nil when the decoder has no covariate.
 func (d *NBDecoder) Forward(z, onehot *nn.Var, train bool) (share, theta *nn.Var) {
-	h := d.hid.forward(z)
+	h := d.dec.hid.forward(z)
 	if d.cov != nil && onehot != nil {
 		h = nn.Add(h, d.cov.forward(onehot))
 	}
-	h = nn.ReLU(d.norm.forward(h, train))
-	return nn.Softmax(d.out.forward(h)), nn.Exp(d.logTheta)
+	h = nn.ReLU(d.dec.norm.forward(h, train))
+	return nn.Softmax(d.dec.out.forward(h)), nn.Exp(d.logTheta)
 }
 
 // NamedParams returns the trainable parameters by stable name.
 func (d *NBDecoder) NamedParams() map[string]*nn.Var {
-	m := map[string]*nn.Var{"log_theta": d.logTheta}
-	d.hid.params(m, "hid.")
+	m := d.dec.NamedParams()
+	m["log_theta"] = d.logTheta
 	if d.cov != nil {
 		d.cov.params(m, "cov.")
 	}
-	d.norm.params(m, "norm.")
-	d.out.params(m, "out.")
 	return m
 }
 
 // Buffers returns the BatchNorm running statistics (empty with LayerNorm).
-func (d *NBDecoder) Buffers() map[string]*tensor.Tensor {
-	m := map[string]*tensor.Tensor{}
-	d.norm.buffers(m, "norm.")
-	return m
-}
+func (d *NBDecoder) Buffers() map[string]*tensor.Tensor { return d.dec.Buffers() }
 
 // OneHot returns the (len(idx), k) one-hot matrix of idx.
 func OneHot(idx []int, k int) *tensor.Tensor {
