@@ -11,7 +11,7 @@ import (
 // BenchmarkBuildExpression times the study's expression stage on the 36
 // real HER2ST sections (gene matching, batch-aware HVG, log-normalisation).
 func BenchmarkBuildExpression(b *testing.B) {
-	secs, err := section.ReadHER2ST(context.Background(), testutil.HER2STDir(b), nil, 2, nil)
+	secs, err := section.ReadHER2ST(context.Background(), testutil.HER2ST(b), nil, 2, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
