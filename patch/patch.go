@@ -93,6 +93,13 @@ func Decode(path string) (image.Image, error) {
 // listed in Set.Skipped (and logged), with a nil patch.
 func Extract(ctx context.Context, sec *section.Section, opt Options) (*Set, error) {
 	opt = opt.withDefaults()
+	return withImage(sec, func(img image.Image) (*Set, error) { return extract(ctx, sec, img, opt) })
+}
+
+// withImage opens the image of sec, runs fn on it and closes it. A read
+// error of a tiled image, which is read lazily while fn runs, is returned
+// as the section's when fn itself succeeds.
+func withImage(sec *section.Section, fn func(img image.Image) (*Set, error)) (*Set, error) {
 	if sec.Image == nil {
 		return nil, fmt.Errorf("patch: section %s has no image", sec.Name)
 	}
@@ -101,9 +108,9 @@ func Extract(ctx context.Context, sec *section.Section, opt Options) (*Set, erro
 		return nil, err
 	}
 	defer done()
-	set, err := extract(ctx, sec, img, opt)
+	set, err := fn(img)
 	if err != nil {
-		return nil, err
+		return set, err
 	}
 	if lazy, ok := img.(rgbImage); ok && lazy.Err() != nil {
 		return nil, fmt.Errorf("section %s: %w", sec.Name, lazy.Err())

@@ -53,19 +53,7 @@ func TissueFraction(pix []uint8) float64 {
 // what it found (logged when fewer than n).
 func Tiles(ctx context.Context, sec *section.Section, opt Options, n int, rng *rand.Rand) (*Set, error) {
 	opt = opt.withDefaults()
-	if sec.Image == nil {
-		return nil, fmt.Errorf("patch: section %s has no image", sec.Name)
-	}
-	img, done, err := OpenImage(sec.Image.Path)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	set, err := tiles(ctx, sec, img, opt, n, rng)
-	if lazy, ok := img.(rgbImage); ok && err == nil && lazy.Err() != nil {
-		return nil, fmt.Errorf("section %s: %w", sec.Name, lazy.Err())
-	}
-	return set, err
+	return withImage(sec, func(img image.Image) (*Set, error) { return tiles(ctx, sec, img, opt, n, rng) })
 }
 
 func tiles(ctx context.Context, sec *section.Section, img image.Image, opt Options, n int, rng *rand.Rand) (*Set, error) {

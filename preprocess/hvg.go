@@ -1,6 +1,7 @@
 package preprocess
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -429,23 +430,14 @@ func nanToZero(v float64) float64 {
 	return v
 }
 
-func cmpDescNaNLast(a, b float64) int {
-	switch {
-	case math.IsNaN(a) && math.IsNaN(b):
-		return 0
-	case math.IsNaN(a):
-		return 1
-	case math.IsNaN(b):
-		return -1
-	case a > b:
-		return -1
-	case a < b:
-		return 1
-	}
-	return 0
-}
+// cmpDescNaNLast orders a before b when a is larger, NaNs last.
+func cmpDescNaNLast(a, b float64) int { return nanLast(a, b, cmp.Compare(b, a)) }
 
-func cmpAscNaNLast(a, b float64) int {
+// cmpAscNaNLast orders a before b when a is smaller, NaNs last.
+func cmpAscNaNLast(a, b float64) int { return nanLast(a, b, cmp.Compare(a, b)) }
+
+// nanLast orders NaNs after numbers and two numbers by byValue.
+func nanLast(a, b float64, byValue int) int {
 	switch {
 	case math.IsNaN(a) && math.IsNaN(b):
 		return 0
@@ -453,10 +445,6 @@ func cmpAscNaNLast(a, b float64) int {
 		return 1
 	case math.IsNaN(b):
 		return -1
-	case a < b:
-		return -1
-	case a > b:
-		return 1
 	}
-	return 0
+	return byValue
 }

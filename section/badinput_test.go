@@ -410,37 +410,32 @@ func badCases() []badCase {
 			}},
 		{reader: "gene matching", name: "sections with no gene in common", kind: "error", want: []string{"share no gene", "same gene naming"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				a, err := section.Open(fx.visium, section.Options{Name: "A"})
-				if err != nil {
-					return err, ""
-				}
-				b, err := section.Open(fx.visium, section.Options{Name: "B"})
-				if err != nil {
-					return err, ""
-				}
-				for i := range b.Genes {
-					b.Genes[i] = "x" + b.Genes[i]
-				}
-				_, err = pretrain.BuildExprData([]*section.Section{a, b}, pretrain.ExprDataOptions{HVG: 5})
-				return err, fx.visium
+				return buildRenamed(fx, func(genes []string) []string { return genes })
 			}},
 		{reader: "gene matching", name: "sections sharing only some genes", kind: "warning", want: []string{"share only some genes", "dropped=30"},
 			make: func(t *testing.T, fx fixtures) (error, string) {
-				a, err := section.Open(fx.visium, section.Options{Name: "A"})
-				if err != nil {
-					return err, ""
-				}
-				b, err := section.Open(fx.visium, section.Options{Name: "B"})
-				if err != nil {
-					return err, ""
-				}
-				for i := range b.Genes[:len(b.Genes)/2] {
-					b.Genes[i] = "x" + b.Genes[i]
-				}
-				_, err = pretrain.BuildExprData([]*section.Section{a, b}, pretrain.ExprDataOptions{HVG: 5})
-				return err, fx.visium
+				return buildRenamed(fx, func(genes []string) []string { return genes[:len(genes)/2] })
 			}},
 	}
+}
+
+// buildRenamed opens the Visium fixture twice, as sections A and B, renames
+// the genes of B that pick returns and builds the expression data of both.
+func buildRenamed(fx fixtures, pick func(genes []string) []string) (error, string) {
+	a, err := section.Open(fx.visium, section.Options{Name: "A"})
+	if err != nil {
+		return err, ""
+	}
+	b, err := section.Open(fx.visium, section.Options{Name: "B"})
+	if err != nil {
+		return err, ""
+	}
+	renamed := pick(b.Genes)
+	for i := range renamed {
+		renamed[i] = "x" + renamed[i]
+	}
+	_, err = pretrain.BuildExprData([]*section.Section{a, b}, pretrain.ExprDataOptions{HVG: 5})
+	return err, fx.visium
 }
 
 func copyFile(t *testing.T, src, dst string) {
