@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/spotfuse/spotfuse/internal/testutil"
+
+	"slices"
 )
 
 type logregCase struct {
@@ -80,7 +82,7 @@ func TestLogRegAbsentClassAndPredict(t *testing.T) {
 		t.Errorf("probabilities sum to %g", s)
 	}
 	pred, _ := m.Predict([]float32{-3, 3, -0.9, 0.8}, 4)
-	if want := []int{0, 2, 0, 2}; !equalInts(pred, want) {
+	if want := []int{0, 2, 0, 2}; !slices.Equal(pred, want) {
 		t.Errorf("Predict = %v, want %v", pred, want)
 	}
 }
@@ -114,16 +116,4 @@ func TestLogRegBadInput(t *testing.T) {
 	if _, err := m.PredictProba([]float32{1, 2, 3}, 2); err == nil {
 		t.Error("PredictProba accepted a wrongly sized input")
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

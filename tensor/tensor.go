@@ -17,6 +17,8 @@ package tensor
 import (
 	"fmt"
 	"strings"
+
+	"slices"
 )
 
 // Tensor is a contiguous, row-major float32 array.
@@ -88,17 +90,7 @@ func (t *Tensor) String() string {
 }
 
 // SameShape reports whether a and b have identical shapes.
-func SameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func SameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // InferShape resolves a single -1 in shape so that it holds n elements. It
 // panics if that is impossible.
