@@ -145,10 +145,7 @@ func Softmax(x *Var) *Var {
 }
 
 func softmaxRow(y, x []float32) {
-	m := float32(math.Inf(-1))
-	for _, a := range x {
-		m = max(m, a)
-	}
+	m := rowMax(x)
 	var s float32
 	for i, a := range x {
 		e := float32(math.Exp(float64(a - m)))
@@ -161,12 +158,19 @@ func softmaxRow(y, x []float32) {
 	}
 }
 
-// logSoftmaxRow writes log-softmax of x into y.
-func logSoftmaxRow(y, x []float32) {
+// rowMax returns the largest element of x (−Inf when empty, NaN when any
+// is NaN).
+func rowMax(x []float32) float32 {
 	m := float32(math.Inf(-1))
 	for _, a := range x {
 		m = max(m, a)
 	}
+	return m
+}
+
+// logSoftmaxRow writes log-softmax of x into y.
+func logSoftmaxRow(y, x []float32) {
+	m := rowMax(x)
 	var s float64
 	for _, a := range x {
 		s += math.Exp(float64(a - m))
