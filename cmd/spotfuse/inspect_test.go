@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 func TestInspect(t *testing.T) {
-	dir, _ := os.Getwd()
-	root2 := filepath.Join(dir, "..", "..")
-	shared := filepath.Join(root2, "..", "shared", "data", "her2st", "counts", "A1.tsv.gz")
+	repo := testutil.RepoRoot(t)
+	shared := filepath.Join(testutil.HER2STDir(t), "counts", "A1.tsv.gz")
 	tests := []struct {
 		name    string
 		args    []string
@@ -20,7 +21,7 @@ func TestInspect(t *testing.T) {
 		overlay bool
 		shared  bool
 	}{
-		{"fixture", []string{"inspect", filepath.Join(root2, "section/testdata/st/counts/A1.tsv.gz")},
+		{"fixture", []string{"inspect", filepath.Join(repo, "section/testdata/st/counts/A1.tsv.gz")},
 			[]string{"name:         A1", "format:       legacy-st", "spots:        20", "genes:        50", "image:        none", "invasive cancer      18", "adipose tissue       2"}, false, false},
 		{"A1 with overlay", []string{"inspect", shared, "--overlay"},
 			[]string{"spots:        346", "genes:        15045", "(2000×2138)", "scale 0.287604", "spot diam:    31.3 px", "invasive cancer      282"}, true, true},
@@ -28,9 +29,7 @@ func TestInspect(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.shared {
-				if _, err := os.Stat(shared); err != nil {
-					t.Skip("real her2st data not found beside the repo")
-				}
+				testutil.HER2ST(t, "counts/A1.tsv.gz")
 			}
 			args := tc.args
 			out := filepath.Join(t.TempDir(), "ov.png")

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spotfuse/spotfuse/classify"
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/section"
 )
 
@@ -56,8 +57,7 @@ func run(t *testing.T, args ...string) string {
 // TestTrainPredictDomains trains a tiny bundle on the h5ad fixture, then
 // predicts and clusters the Space Ranger fixture (the same 40 A1 spots).
 func TestTrainPredictDomains(t *testing.T) {
-	dir, _ := os.Getwd()
-	repo := filepath.Join(dir, "..", "..")
+	repo := testutil.RepoRoot(t)
 	tmp := t.TempDir()
 	cfg := filepath.Join(tmp, "tiny.json")
 	if err := os.WriteFile(cfg, []byte(tinyConfig), 0o644); err != nil {
@@ -187,12 +187,8 @@ func TestScoreDomains(t *testing.T) {
 // (B1, legacy ST) with a bundle trained on the fixture: every spot gets an
 // expression-only label and the labelled spots are scored.
 func TestPredictHER2STSection(t *testing.T) {
-	dir, _ := os.Getwd()
-	repo := filepath.Join(dir, "..", "..")
-	data := filepath.Join(repo, "..", "shared", "data", "her2st")
-	if _, err := os.Stat(filepath.Join(data, "counts", "B1.tsv.gz")); err != nil {
-		t.Skip("real her2st data not found beside the repo")
-	}
+	repo := testutil.RepoRoot(t)
+	data := testutil.HER2ST(t, "counts/B1.tsv.gz")
 	tmp := t.TempDir()
 	cfg := filepath.Join(tmp, "tiny.json")
 	if err := os.WriteFile(cfg, []byte(tinyConfig), 0o644); err != nil {
