@@ -562,10 +562,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 	if v.requiresGrad {
 		v.backward = func() {
 			G := v.Grad.Data
-			var gx []float32
-			if x.needs() {
-				gx = x.grad()
-			}
+			gx := x.gradIfNeeded()
 			nw := tensor.Workers(n, 1)
 			var parts [][]float32
 			if w.needs() {

@@ -94,13 +94,8 @@ type LinearLayer struct {
 
 // NewLinear initialises like torch.nn.Linear: W and B ~ U(−1/√in, 1/√in).
 func NewLinear(in, out int, bias bool, rng *rand.Rand) *LinearLayer {
-	l := &LinearLayer{W: Param(tensor.New(out, in))}
-	KaimingUniform(l.W.Value, math.Sqrt(5), rng)
-	if bias {
-		l.B = Param(tensor.New(out))
-		b := 1 / math.Sqrt(float64(in))
-		Uniform(l.B.Value, -b, b, rng)
-	}
+	l := &LinearLayer{}
+	l.W, l.B = torchInit([]int{out, in}, in, bias, rng)
 	return l
 }
 
@@ -109,11 +104,7 @@ func (l *LinearLayer) Forward(x *Var) *Var { return Linear(x, l.W, l.B) }
 
 // NamedParams returns "weight" and, with bias, "bias".
 func (l *LinearLayer) NamedParams() map[string]*Var {
-	m := map[string]*Var{"weight": l.W}
-	if l.B != nil {
-		m["bias"] = l.B
-	}
-	return m
+	return weightBias(l.W, l.B)
 }
 
 // Conv2dLayer is a 2-D convolution layer, W [out, in, k, k].
@@ -124,14 +115,34 @@ type Conv2dLayer struct {
 
 // NewConv2d initialises like torch.nn.Conv2d: W and B ~ U(−1/√fan_in, 1/√fan_in).
 func NewConv2d(in, out, k, stride, pad int, bias bool, rng *rand.Rand) *Conv2dLayer {
-	c := &Conv2dLayer{W: Param(tensor.New(out, in, k, k)), Stride: stride, Pad: pad}
-	KaimingUniform(c.W.Value, math.Sqrt(5), rng)
-	if bias {
-		c.B = Param(tensor.New(out))
-		b := 1 / math.Sqrt(float64(in*k*k))
-		Uniform(c.B.Value, -b, b, rng)
-	}
+	c := &Conv2dLayer{Stride: stride, Pad: pad}
+	c.W, c.B = torchInit([]int{out, in, k, k}, in*k*k, bias, rng)
 	return c
+}
+
+// torchInit returns a weight of shape wShape (its first dimension the
+// outputs) and, with bias, a bias, initialised like torch's Linear and
+// Conv2d: the weight Kaiming-uniform with a = √5, the bias
+// U(−1/√fanIn, 1/√fanIn), drawn from rng in that order.
+func torchInit(wShape []int, fanIn int, bias bool, rng *rand.Rand) (w, b *Var) {
+	w = Param(tensor.New(wShape...))
+	KaimingUniform(w.Value, math.Sqrt(5), rng)
+	if bias {
+		b = Param(tensor.New(wShape[0]))
+		bound := 1 / math.Sqrt(float64(fanIn))
+		Uniform(b.Value, -bound, bound, rng)
+	}
+	return w, b
+}
+
+// weightBias names a layer's parameters "weight" and, unless b is nil,
+// "bias".
+func weightBias(w, b *Var) map[string]*Var {
+	m := map[string]*Var{"weight": w}
+	if b != nil {
+		m["bias"] = b
+	}
+	return m
 }
 
 // Forward applies the convolution to x [N, in, H, W].
@@ -139,11 +150,7 @@ func (c *Conv2dLayer) Forward(x *Var) *Var { return Conv2d(x, c.W, c.B, c.Stride
 
 // NamedParams returns "weight" and, with bias, "bias".
 func (c *Conv2dLayer) NamedParams() map[string]*Var {
-	m := map[string]*Var{"weight": c.W}
-	if c.B != nil {
-		m["bias"] = c.B
-	}
-	return m
+	return weightBias(c.W, c.B)
 }
 
 // BatchNormLayer is BatchNorm1d ([N,C] or [N,C,L]) and BatchNorm2d ([N,C,H,W]):

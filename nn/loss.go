@@ -110,13 +110,7 @@ func MaskedMSE(pred, target *Var, mask []float32) *Var {
 				return
 			}
 			k := 2 * v.Grad.Data[0] / float32(msum)
-			var gp, gt []float32
-			if pred.needs() {
-				gp = pred.grad()
-			}
-			if target.needs() {
-				gt = target.grad()
-			}
+			gp, gt := pred.gradIfNeeded(), target.gradIfNeeded()
 			for i := range P {
 				d := k * m(i) * (P[i] - T[i])
 				if gp != nil {
@@ -192,13 +186,7 @@ func NegBinomialNLL(mu, theta *Var, counts *tensor.Tensor) *Var {
 	if v.requiresGrad {
 		v.backward = func() {
 			s := float64(v.Grad.Data[0]) / float64(n)
-			var gm, gt []float32
-			if mu.needs() {
-				gm = mu.grad()
-			}
-			if theta.needs() {
-				gt = theta.grad()
-			}
+			gm, gt := mu.gradIfNeeded(), theta.gradIfNeeded()
 			for i := range M {
 				m, t, x := float64(M[i]), float64(th[ti(i)]), float64(X[i])
 				den := t + m + nbEps

@@ -63,13 +63,7 @@ func BatchMatMul(a, b *Var, transB bool) *Var {
 	if v.requiresGrad {
 		v.backward = func() {
 			G := v.Grad.Data
-			var ga, gb []float32
-			if a.needs() {
-				ga = a.grad()
-			}
-			if b.needs() {
-				gb = b.grad()
-			}
+			ga, gb := a.gradIfNeeded(), b.gradIfNeeded()
 			tensor.Parallel(nb, 1, func(_, lo, hi int) {
 				for i := lo; i < hi; i++ {
 					g := G[i*so:]

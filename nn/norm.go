@@ -178,13 +178,7 @@ func LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 		v.backward = func() {
 			G := v.Grad.Data
 			if gamma.needs() || beta.needs() {
-				var gg, gb []float32
-				if gamma.needs() {
-					gg = gamma.grad()
-				}
-				if beta.needs() {
-					gb = beta.grad()
-				}
+				gg, gb := gamma.gradIfNeeded(), beta.gradIfNeeded()
 				for r := 0; r < rows; r++ {
 					for j := 0; j < d; j++ {
 						if gg != nil {

@@ -111,6 +111,15 @@ func (v *Var) gradFresh() (g []float32, fresh bool) {
 // needs reports whether gradient must be propagated to v.
 func (v *Var) needs() bool { return v != nil && v.requiresGrad }
 
+// gradIfNeeded returns v's gradient to accumulate into, or nil when v
+// needs none.
+func (v *Var) gradIfNeeded() []float32 {
+	if !v.needs() {
+		return nil
+	}
+	return v.grad()
+}
+
 // Backward computes the gradient of the scalar v with respect to every Var
 // it depends on that requires a gradient, accumulating into their Grad.
 // Gradients of intermediate results are released afterwards; leaves (Params)
