@@ -124,15 +124,7 @@ func (s *slideImage) tile(idx, tx, ty int) (*tileEntry, error) {
 		}
 		rgb[3*i], rgb[3*i+1], rgb[3*i+2] = uint8(r), uint8(g), uint8(b)
 	}
-	if len(s.cache) >= s.maxCache {
-		old, oldest := -1, s.clock+1
-		for k, e := range s.cache {
-			if e.used < oldest {
-				old, oldest = k, e.used
-			}
-		}
-		delete(s.cache, old)
-	}
+	evictLRU(s.cache, s.maxCache, s.clock)
 	e := &tileEntry{rgb: rgb, used: s.clock}
 	s.cache[idx] = e
 	return e, nil

@@ -330,6 +330,21 @@ func (l *TIFFLevel) RGB(x, y int) (r, g, b uint8, err error) {
 	return e.rgb[i], e.rgb[i+1], e.rgb[i+2], nil
 }
 
+// evictLRU drops the least recently used tile of cache when it holds limit
+// tiles or more; clock is the current access time.
+func evictLRU(cache map[int]*tileEntry, limit, clock int) {
+	if len(cache) < limit {
+		return
+	}
+	old, oldest := -1, clock+1
+	for k, e := range cache {
+		if e.used < oldest {
+			old, oldest = k, e.used
+		}
+	}
+	delete(cache, old)
+}
+
 // tile returns decoded tile idx from the cache or the file.
 func (l *TIFFLevel) tile(idx int) (*tileEntry, error) {
 	l.clock++
@@ -341,15 +356,7 @@ func (l *TIFFLevel) tile(idx int) (*tileEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(l.cache) >= l.maxCacheTiles { // evict the least recently used
-		old, oldest := -1, l.clock+1
-		for k, e := range l.cache {
-			if e.used < oldest {
-				old, oldest = k, e.used
-			}
-		}
-		delete(l.cache, old)
-	}
+	evictLRU(l.cache, l.maxCacheTiles, l.clock)
 	e := &tileEntry{rgb: rgb, used: l.clock}
 	l.cache[idx] = e
 	return e, nil
