@@ -46,21 +46,6 @@ func truncate(t *testing.T, path string, frac float64) {
 	}
 }
 
-// scramble overwrites bytes [from, to) with a fixed pattern.
-func scramble(t *testing.T, path string, from, to int) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := from; i < to && i < len(b); i++ {
-		b[i] = byte(i*131 + 7)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // lines applies fn to every line (without its newline); fn returns the
 // replacement lines (none to drop it).
 func lines(fn func(i int, l string) []string) func(string) string {
@@ -268,7 +253,7 @@ func badCases() []badCase {
 
 		// Space Ranger outs/ with a 10x .h5 matrix.
 		sr("truncated 10x .h5", "filtered_feature_bc_matrix.h5", func(t *testing.T, p string) { truncate(t, p, 0.5) }),
-		sr("corrupted 10x .h5", "filtered_feature_bc_matrix.h5", func(t *testing.T, p string) { scramble(t, p, 3000, 9000) }),
+		sr("corrupted 10x .h5", "filtered_feature_bc_matrix.h5", func(t *testing.T, p string) { testutil.Scramble(t, p, 3000, 9000) }),
 		sr("positions without pxl_row_in_fullres", "spatial/tissue_positions.csv", func(t *testing.T, p string) {
 			testutil.EditFile(t, p, dropColumn("pxl_row_in_fullres", ","))
 		}, "pxl_row_in_fullres"),

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
 // TestReadH5ADBadInput: broken .h5ad files give an error naming the file
@@ -22,7 +24,7 @@ func TestReadH5ADBadInput(t *testing.T) {
 		{"negative in X", func(t *testing.T) string { return srTestdata(t, "h5ad", "bad", "negative_X.h5ad") }, Options{}, "X[7, 2] = -1"},
 		{"truncated", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srTruncate(t, p, 20000) }) }, Options{}, "A1_sub_dense.h5ad"},
 		{"corrupted", func(t *testing.T) string {
-			return srCopyFile(t, dense, func(p string) { srScramble(t, p, 1000, 9000) })
+			return srCopyFile(t, dense, func(p string) { testutil.Scramble(t, p, 1000, 9000) })
 		}, Options{}, "A1_sub_dense.h5ad"},
 		{"empty file", func(t *testing.T) string { return srCopyFile(t, dense, func(p string) { srTruncate(t, p, 0) }) }, Options{}, "not a readable HDF5"},
 		// FuzzH5AD regression: see srHugeLocalHeap.

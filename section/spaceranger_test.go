@@ -329,7 +329,7 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 	}{
 		{"truncated h5", "A1_sub", h5, func(t *testing.T, p string) { srTruncate(t, p, 4000) }, "filtered_feature_bc_matrix.h5"},
 		{"h5 cut after superblock", "A1_sub", h5, func(t *testing.T, p string) { srTruncate(t, p, 100) }, "filtered_feature_bc_matrix.h5"},
-		{"corrupted h5", "A1_sub", h5, func(t *testing.T, p string) { srScramble(t, p, 800, 3000) }, "filtered_feature_bc_matrix.h5"},
+		{"corrupted h5", "A1_sub", h5, func(t *testing.T, p string) { testutil.Scramble(t, p, 800, 3000) }, "filtered_feature_bc_matrix.h5"},
 		// Fuzz10xH5 regression: a huge local heap size made scigolib/hdf5
 		// abort the process with "out of memory".
 		{"h5 local heap size corrupt", "A1_sub", h5, func(t *testing.T, p string) { srHugeLocalHeap(t, p) }, "claims 1099511627776 bytes"},
@@ -431,21 +431,6 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 func srTruncate(t *testing.T, p string, n int64) {
 	t.Helper()
 	if err := os.Truncate(p, n); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// srScramble overwrites bytes [from, to) with a fixed pattern.
-func srScramble(t *testing.T, p string, from, to int) {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := from; i < to && i < len(b); i++ {
-		b[i] = byte(i*131 + 7)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -153,3 +153,19 @@ func CopyTree(tb testing.TB, src string) string {
 	}
 	return dst
 }
+
+// Scramble overwrites bytes [from, to) of the file at path (those that
+// exist) with a fixed pattern.
+func Scramble(tb testing.TB, path string, from, to int) {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := from; i < to && i < len(b); i++ {
+		b[i] = byte(i*131 + 7)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}

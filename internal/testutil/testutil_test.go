@@ -3,6 +3,7 @@ package testutil
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -63,5 +64,16 @@ func TestFilesRoundTrip(t *testing.T) {
 				t.Fatalf("copied %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+func TestScramble(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	WriteFile(t, p, make([]byte, 8))
+	Scramble(t, p, 2, 20)
+	b := ReadFile(t, p)
+	want := []byte{0, 0, 2*131 + 7 - 256, 3*131 + 7 - 256, 4*131 + 7 - 512, 5*131 + 7 - 512, 6*131 + 7 - 768, 7*131 + 7 - 768}
+	if !slices.Equal(b, want) {
+		t.Fatalf("scrambled %v", b)
 	}
 }
