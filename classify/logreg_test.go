@@ -2,11 +2,10 @@ package classify
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/spotfuse/spotfuse/internal/testutil"
-
-	"slices"
 )
 
 type logregCase struct {

@@ -16,9 +16,8 @@ package tensor
 
 import (
 	"fmt"
-	"strings"
-
 	"slices"
+	"strings"
 )
 
 // Tensor is a contiguous, row-major float32 array.
