@@ -56,6 +56,21 @@ func run(t *testing.T, args ...string) string {
 
 // TestTrainPredictDomains trains a tiny bundle on the h5ad fixture, then
 // predicts and clusters the Space Ranger fixture (the same 40 A1 spots).
+// readCSV returns the records of the CSV file at path.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return recs
+}
+
 func TestTrainPredictDomains(t *testing.T) {
 	repo := testutil.RepoRoot(t)
 	tmp := t.TempDir()
@@ -99,15 +114,7 @@ func TestTrainPredictDomains(t *testing.T) {
 	if !strings.Contains(out, "modality: fused 40") || !strings.Contains(out, "scored on 40 labelled spots") {
 		t.Fatalf("predict output: %s", out)
 	}
-	f, err := os.Open(preds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, preds)
 	if len(recs) != 41 || recs[0][0] != "spot_id" || recs[0][len(recs[0])-2] != "modality" {
 		t.Fatalf("predictions CSV: %d rows, header %v", len(recs), recs[0])
 	}
@@ -126,15 +133,7 @@ func TestTrainPredictDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hf, err := os.Open(hp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hf.Close()
-	hrecs, err := csv.NewReader(hf).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	hrecs := readCSV(t, hp)
 	for i, r := range hrecs[1:] {
 		if back.Spots[i].ID != r[0] || back.Labels[i] != r[5] {
 			t.Fatalf("spot %d: h5ad has %s %q, CSV has %s %q", i, back.Spots[i].ID, back.Labels[i], r[0], r[5])
@@ -149,15 +148,7 @@ func TestTrainPredictDomains(t *testing.T) {
 			t.Errorf("domains output lacks %q:\n%s", w, out)
 		}
 	}
-	df, err := os.Open(domains)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer df.Close()
-	drecs, err := csv.NewReader(df).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	drecs := readCSV(t, domains)
 	if len(drecs) != 7 {
 		t.Fatalf("domains CSV has %d rows, want 6 + header", len(drecs))
 	}
