@@ -160,39 +160,53 @@ func ReadSpotFile(path string) (*SpotFile, error) {
 	return parseSpotFile(path, f)
 }
 
-func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+// eachTSVRow calls fn with the line number and the tab-separated fields of
+// every line of sc that is not blank (a trailing CR dropped), stopping at
+// fn's first error; a read error is reported at the line it stopped on.
+func eachTSVRow(sc *bufio.Scanner, path string, fn func(line int, fields []string) error) error {
 	line := 0
-	var col map[string]int
-	nHeader := 0
-	sf := &SpotFile{Path: path, byID: map[string]int{}}
 	for sc.Scan() {
 		line++
 		text := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(text) == "" {
 			continue
 		}
-		fields := strings.Split(text, "\t")
+		if err := fn(line, strings.Split(text, "\t")); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("section: %s:%d: %w", path, line+1, err)
+	}
+	return nil
+}
+
+func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var col map[string]int
+	nHeader := 0
+	sf := &SpotFile{Path: path, byID: map[string]int{}}
+	if err := eachTSVRow(sc, path, func(line int, fields []string) error {
 		if col == nil {
 			col = map[string]int{}
 			nHeader = len(fields)
 			for i, h := range fields {
 				h = strings.TrimSpace(h)
 				if _, dup := col[h]; dup {
-					return nil, fmt.Errorf("section: %s:%d: header repeats column %q", path, line, h)
+					return fmt.Errorf("section: %s:%d: header repeats column %q", path, line, h)
 				}
 				col[h] = i
 			}
 			for _, need := range []string{"x", "y", "pixel_x", "pixel_y"} {
 				if _, ok := col[need]; !ok {
-					return nil, fmt.Errorf("section: %s: header has no %q column (want x, y, new_x, new_y, pixel_x, pixel_y, selected)", path, need)
+					return fmt.Errorf("section: %s: header has no %q column (want x, y, new_x, new_y, pixel_x, pixel_y, selected)", path, need)
 				}
 			}
-			continue
+			return nil
 		}
 		if len(fields) != nHeader {
-			return nil, fmt.Errorf("section: %s:%d: %d fields, header has %d", path, line, len(fields), nHeader)
+			return fmt.Errorf("section: %s:%d: %d fields, header has %d", path, line, len(fields), nHeader)
 		}
 		num := func(name string) (float64, error) {
 			i, ok := col[name]
@@ -210,12 +224,12 @@ func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
 		for k, name := range []string{"x", "y", "new_x", "new_y", "pixel_x", "pixel_y"} {
 			v, err := num(name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			vals[k] = v
 		}
 		if vals[0] != math.Trunc(vals[0]) || vals[1] != math.Trunc(vals[1]) || math.Abs(vals[0]) > 1e6 || math.Abs(vals[1]) > 1e6 {
-			return nil, fmt.Errorf("section: %s:%d: array position x=%s y=%s is not an integer", path, line, fields[col["x"]], fields[col["y"]])
+			return fmt.Errorf("section: %s:%d: array position x=%s y=%s is not an integer", path, line, fields[col["x"]], fields[col["y"]])
 		}
 		row.X, row.Y = int(vals[0]), int(vals[1])
 		row.NewX, row.NewY, row.PixelX, row.PixelY = vals[2], vals[3], vals[4], vals[5]
@@ -225,18 +239,18 @@ func parseSpotFile(path string, r io.Reader) (*SpotFile, error) {
 			case "0":
 				row.Selected = false
 			default:
-				return nil, fmt.Errorf("section: %s:%d: column selected: %q is not 0 or 1", path, line, fields[i])
+				return fmt.Errorf("section: %s:%d: column selected: %q is not 0 or 1", path, line, fields[i])
 			}
 		}
 		row.ID = strconv.Itoa(row.X) + "x" + strconv.Itoa(row.Y)
 		if prev, dup := sf.byID[row.ID]; dup {
-			return nil, fmt.Errorf("section: %s:%d: spot %s already on line %d", path, line, row.ID, sf.Rows[prev].Line)
+			return fmt.Errorf("section: %s:%d: spot %s already on line %d", path, line, row.ID, sf.Rows[prev].Line)
 		}
 		sf.byID[row.ID] = len(sf.Rows)
 		sf.Rows = append(sf.Rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("section: %s:%d: %w", path, line+1, err)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if col == nil {
 		return nil, fmt.Errorf("section: %s: empty spot file", path)
@@ -485,16 +499,9 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 	labels := make([]string, len(s.Spots))
 	taken := map[int]int{}
 	sc := bufio.NewScanner(f)
-	line := 0
 	var cx, cy, cl = -1, -1, -1
 	var nNA, nNoCounts int
-	for sc.Scan() {
-		line++
-		text := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		fields := strings.Split(text, "\t")
+	if err := eachTSVRow(sc, path, func(line int, fields []string) error {
 		if cl < 0 {
 			for i, h := range fields {
 				switch strings.TrimSpace(h) {
@@ -509,7 +516,7 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 			if cx < 0 || cy < 0 || cl < 0 {
 				return fmt.Errorf("section: %s:1: header needs x, y and label columns", path)
 			}
-			continue
+			return nil
 		}
 		if len(fields) <= max(cx, cy, cl) {
 			return fmt.Errorf("section: %s:%d: %d fields, want at least %d", path, line, len(fields), max(cx, cy, cl)+1)
@@ -517,7 +524,7 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 		xs, ys := strings.TrimSpace(fields[cx]), strings.TrimSpace(fields[cy])
 		if xs == "NA" || ys == "NA" || xs == "" || ys == "" {
 			nNA++
-			continue
+			return nil
 		}
 		x, err1 := strconv.ParseFloat(xs, 64)
 		y, err2 := strconv.ParseFloat(ys, 64)
@@ -526,7 +533,7 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 		}
 		label := strings.TrimSpace(fields[cl])
 		if label == "" || label == "NA" {
-			continue
+			return nil
 		}
 		si, ok := byCoord[key{coordKey(x), coordKey(y)}]
 		if !ok {
@@ -539,12 +546,12 @@ func applyLabeledCoordinates(s *Section, path string, spots *SpotFile) error {
 		i, ok := spotIndex[spots.Rows[si].ID]
 		if !ok {
 			nNoCounts++
-			continue
+			return nil
 		}
 		labels[i] = label
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("section: %s:%d: %w", path, line+1, err)
+		return nil
+	}); err != nil {
+		return err
 	}
 	if nNA > 0 {
 		slog.Info("dropped label rows with NA coordinates", "file", path, "rows", nNA)
