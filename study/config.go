@@ -153,6 +153,10 @@ type ImagePretrain struct {
 	// encoder; 0 = the models package default.
 	Width int `json:"width"`
 	Depth int `json:"depth"`
+	// Pool is how a spot's embedding is read off the encoder: "stages"
+	// (average-pool every conv stage and concatenate; better linear probes
+	// on HER2ST A1) or "avg" (the last stage only). Default "stages".
+	Pool string `json:"pool"`
 	// Tasks maps pretext task ("inpaint", "colorize", "contrastive") to its
 	// loss weight; 0 or absent turns a task off.
 	// Default {"inpaint":1,"colorize":1,"contrastive":1}.

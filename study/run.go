@@ -482,7 +482,10 @@ func (r *runner) addEncoderSets(features, pretext string, pseed uint64, img imag
 
 // imageEncoderConfig is the encoder architecture of the study.
 func (r *runner) imageEncoderConfig() models.ImageEncoderConfig {
-	c := models.ImageEncoderConfig{Width: r.cfg.Pretrain.Image.Width, Depth: r.cfg.Pretrain.Image.Depth}
+	c := models.ImageEncoderConfig{Width: r.cfg.Pretrain.Image.Width, Depth: r.cfg.Pretrain.Image.Depth, Pool: r.cfg.Pretrain.Image.Pool}
+	if c.Pool == "" {
+		c.Pool = models.PoolStages
+	}
 	if r.pool != nil {
 		c.Mean, c.Std = models.ChannelStats(r.pool.Pix)
 	}
