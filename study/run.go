@@ -480,16 +480,28 @@ func (r *runner) addEncoderSets(features, pretext string, pseed uint64, img imag
 	}
 }
 
-// imageEncoderConfig is the encoder architecture of the study.
+// imageEncoderConfig is the encoder architecture of the study, with the
+// channel statistics of its pretraining patches.
 func (r *runner) imageEncoderConfig() models.ImageEncoderConfig {
-	c := models.ImageEncoderConfig{Width: r.cfg.Pretrain.Image.Width, Depth: r.cfg.Pretrain.Image.Depth, Pool: r.cfg.Pretrain.Image.Pool}
-	if c.Pool == "" {
-		c.Pool = models.PoolStages
-	}
+	var pix [][]uint8
 	if r.pool != nil {
-		c.Mean, c.Std = models.ChannelStats(r.pool.Pix)
+		pix = r.pool.Pix
 	}
-	return c
+	return r.cfg.ImageEncoder(pix)
+}
+
+// ImageEncoder returns the image encoder architecture the config asks for
+// (width, depth, pooling; default pooling "stages"), normalised with the
+// channel statistics of patches when there are any.
+func (c *Config) ImageEncoder(patches [][]uint8) models.ImageEncoderConfig {
+	ec := models.ImageEncoderConfig{Width: c.Pretrain.Image.Width, Depth: c.Pretrain.Image.Depth, Pool: c.Pretrain.Image.Pool}
+	if ec.Pool == "" {
+		ec.Pool = models.PoolStages
+	}
+	if len(patches) > 0 {
+		ec.Mean, ec.Std = models.ChannelStats(patches)
+	}
+	return ec
 }
 
 // randomImage returns an untrained image encoder's embedder; its BatchNorm

@@ -335,8 +335,7 @@ func trainImageEncoder(ctx context.Context, cfg *study.Config, train *section.Se
 		return nil, err
 	}
 	slog.Info("train: image patches", "patches", len(pp.Pix), "sections", len(imgSecs), "seconds", time.Since(t0).Seconds())
-	ec := models.ImageEncoderConfig{Width: ip.Width, Depth: ip.Depth}
-	ec.Mean, ec.Std = models.ChannelStats(pp.Pix)
+	ec := cfg.ImageEncoder(pp.Pix)
 	if ip.Off {
 		enc := models.NewImageEncoder(ec, rand.New(rand.NewPCG(pseed, 0x1a6e)))
 		pretrain.RecalibrateBN(enc, pp.Pix, cfg.Patch.Size, ip.Batch)
