@@ -1,12 +1,11 @@
 package pretrain
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/nn"
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -30,14 +29,8 @@ type crossGolden struct {
 
 func loadCrossGolden(t *testing.T) *crossGolden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "cross_golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g crossGolden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, filepath.Join("testdata", "cross_golden.json"), &g)
 	return &g
 }
 

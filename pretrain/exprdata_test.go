@@ -2,11 +2,10 @@ package pretrain
 
 import (
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/preprocess"
 	"github.com/spotfuse/spotfuse/section"
 	"github.com/spotfuse/spotfuse/sparse"
@@ -84,30 +83,8 @@ func TestBuildExprData(t *testing.T) {
 	})
 }
 
-// repoRoot walks up from the working directory to the folder with go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = up
-	}
-}
-
 func TestBuildExprDataHER2ST(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "her2st")
-	if _, err := os.Stat(filepath.Join(dir, "counts", "B1.tsv.gz")); err != nil {
-		t.Skipf("HER2ST data not found in %s (see shared/data/her2st/README.md)", dir)
-	}
+	dir := testutil.HER2ST(t, "counts/B1.tsv.gz")
 	var secs []*section.Section
 	for _, name := range []string{"B1", "C1"} {
 		s, err := section.Open(section.HER2ST(dir, name), section.Options{})

@@ -1,11 +1,10 @@
 package pretrain
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/nn"
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -13,19 +12,13 @@ import (
 // TestNTXentGolden compares NTXent and its gradient with PyTorch
 // (testdata/gen_ntxent.py).
 func TestNTXentGolden(t *testing.T) {
-	raw, err := os.ReadFile("testdata/ntxent_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Rows, Cols  int
 		Temperature float64
 		Loss        float64
 		Grad        []float64
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadJSON(t, "testdata/ntxent_golden.json", &g)
 	z := tensor.New(g.Rows, g.Cols)
 	for i := 0; i < g.Rows; i++ {
 		for j := 0; j < g.Cols; j++ {

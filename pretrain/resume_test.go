@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spotfuse/spotfuse/internal/testutil"
 	"github.com/spotfuse/spotfuse/models"
 	"github.com/spotfuse/spotfuse/nn"
 	"github.com/spotfuse/spotfuse/patch"
@@ -43,20 +44,6 @@ func (r slowReporter) Start(string, int) {}
 func (r slowReporter) Add(int)           { time.Sleep(r.delay) }
 func (r slowReporter) Finish()           {}
 
-func fixtureRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
 // TestResumeChild is the child process; it does nothing in a normal run.
 func TestResumeChild(t *testing.T) {
 	kind := os.Getenv(childEnv)
@@ -67,7 +54,7 @@ func TestResumeChild(t *testing.T) {
 	dir := os.Getenv(childDirEnv)
 	ms, _ := strconv.Atoi(os.Getenv(stepDelayEnv))
 	prog := slowReporter{time.Duration(ms) * time.Millisecond}
-	root := fixtureRoot(t)
+	root := testutil.RepoRoot(t)
 	loop := LoopConfig{Steps: resumeSteps, Batch: 8, CheckpointEvery: resumeCkpt, LogEvery: 20, LR: 3e-3,
 		WeightDecay: 1e-4, Warmup: 0.1, ClipNorm: 5, Seed: 7, Dir: dir}
 	ctx := context.Background()
@@ -231,7 +218,7 @@ func checkpointStepQuiet(path string) int {
 // that training stops with an error naming the step and the likely cause,
 // and that no checkpoint holds a non-finite weight.
 func TestDivergenceStops(t *testing.T) {
-	root := fixtureRoot(t)
+	root := testutil.RepoRoot(t)
 	sec, err := section.Open(filepath.Join(root, "testdata", "visium", "A1_sub"), section.Options{})
 	if err != nil {
 		t.Fatal(err)
