@@ -204,9 +204,7 @@ func (m *LogReg) Quantize() {
 func (b *Bundle) tensors() map[string]*tensor.Tensor {
 	ts := map[string]*tensor.Tensor{}
 	if b.Expr != nil {
-		for k, v := range b.Expr.Tensors() {
-			ts["encoder.expr."+k] = v
-		}
+		nn.AddPrefixed(ts, "encoder.expr", b.Expr.Tensors())
 	}
 	if b.PCAMean != nil {
 		g := len(b.PCAMean)
@@ -214,9 +212,7 @@ func (b *Bundle) tensors() map[string]*tensor.Tensor {
 		ts["pca.components"] = tensor.FromSlice(b.PCAComponents, len(b.PCAComponents)/max(g, 1), g)
 	}
 	if b.Image != nil {
-		for k, v := range b.Image.Tensors() {
-			ts["encoder.image."+k] = v
-		}
+		nn.AddPrefixed(ts, "encoder.image", b.Image.Tensors())
 	}
 	for mod, h := range b.Heads {
 		p := "head." + mod + "."

@@ -224,12 +224,12 @@ func (f *Features) Input(mod string, idx []int) ([]float32, int, bool) {
 		if f.Expr == nil {
 			return nil, 0, false
 		}
-		return gatherRows(f.Expr, f.ExprD, idx), f.ExprD, true
+		return tensor.GatherRows(f.Expr, f.ExprD, idx), f.ExprD, true
 	case ModImage:
 		if f.Image == nil {
 			return nil, 0, false
 		}
-		return gatherRows(f.Image, f.ImageD, idx), f.ImageD, true
+		return tensor.GatherRows(f.Image, f.ImageD, idx), f.ImageD, true
 	case ModFused:
 		if f.Image == nil || f.Expr == nil {
 			return nil, 0, false
@@ -256,14 +256,6 @@ func (f *Features) usable(mod string, i int) bool {
 		return f.Expr != nil && f.Image != nil && f.HasPatch[i]
 	}
 	return false
-}
-
-func gatherRows(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
-	}
-	return out
 }
 
 // HeadOptions configures the heads FitHeads trains.

@@ -154,11 +154,11 @@ func FitRidgeCV(x []float32, d int, y []float32, g int, train, val []int, lambda
 	if len(lambdas) == 0 || len(val) < 2 {
 		return nil, fmt.Errorf("exprpred: ridge CV needs penalties (%d) and ≥ 2 validation rows (%d)", len(lambdas), len(val))
 	}
-	rb, err := newRidgeBasis(rows(x, d, train), len(train), d, rows(y, g, train), g)
+	rb, err := newRidgeBasis(tensor.GatherRows(x, d, train), len(train), d, tensor.GatherRows(y, g, train), g)
 	if err != nil {
 		return nil, err
 	}
-	xv, yv := rows(x, d, val), rows(y, g, val)
+	xv, yv := tensor.GatherRows(x, d, val), tensor.GatherRows(y, g, val)
 	best, bestScore := lambdas[0], math.Inf(-1)
 	for _, l := range lambdas {
 		pred := rb.solve(l).Predict(xv, len(val))
@@ -168,7 +168,7 @@ func FitRidgeCV(x []float32, d int, y []float32, g int, train, val []int, lambda
 		}
 	}
 	all := append(slices.Clone(train), val...)
-	return FitRidge(rows(x, d, all), len(all), d, rows(y, g, all), g, best)
+	return FitRidge(tensor.GatherRows(x, d, all), len(all), d, tensor.GatherRows(y, g, all), g, best)
 }
 
 // Predict returns the n × G predictions for the n × D features x.
@@ -192,14 +192,6 @@ func standardize(x []float32, n, d int, mean, scale []float32) []float32 {
 	return z
 }
 
-func rows(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
-	}
-	return out
-}
-
 func f64s(v []float32) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
@@ -219,7 +211,7 @@ func Retrieve(query []float32, nq int, keys []float32, nk, d int, values []float
 	if k < 1 || k > nk {
 		return nil, fmt.Errorf("exprpred: retrieval of the top %d of %d keys", k, nk)
 	}
-	q, kk := unitRows(query, nq, d), unitRows(keys, nk, d)
+	q, kk := tensor.UnitRows(query, nq, d), tensor.UnitRows(keys, nk, d)
 	sim := make([]float32, nq*nk)
 	tensor.Gemm(false, true, nq, nk, d, 1, q, d, kk, d, 0, sim, nk)
 	out := make([]float32, nq*g)
@@ -242,24 +234,6 @@ func Retrieve(query []float32, nq int, keys []float32, nk, d int, values []float
 		}
 	}
 	return out, nil
-}
-
-func unitRows(x []float32, n, d int) []float32 {
-	out := slices.Clone(x)
-	for i := range n {
-		r := out[i*d : (i+1)*d]
-		var s float64
-		for _, v := range r {
-			s += float64(v) * float64(v)
-		}
-		if s > 0 {
-			inv := float32(1 / math.Sqrt(s))
-			for j := range r {
-				r[j] *= inv
-			}
-		}
-	}
-	return out
 }
 
 // GenePearson returns, for each of the g genes, the Pearson correlation

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/spotfuse/spotfuse/models"
 	"github.com/spotfuse/spotfuse/nn"
@@ -164,14 +163,10 @@ func newCrossTask(img *models.ImageEncoder, expr *models.ExprEncoder, d *CrossDa
 func (t *crossTask) NamedParams() map[string]*nn.Var {
 	p := t.m.HeadParams()
 	if t.cfg.FineTuneImage {
-		for k, v := range t.m.Image.NamedParams() {
-			p["image."+k] = v
-		}
+		nn.AddPrefixed(p, "image", t.m.Image.NamedParams())
 	}
 	if t.cfg.FineTuneExpr {
-		for k, v := range t.m.Expr.NamedParams() {
-			p["expr."+k] = v
-		}
+		nn.AddPrefixed(p, "expr", t.m.Expr.NamedParams())
 	}
 	return p
 }
@@ -180,14 +175,10 @@ func (t *crossTask) NamedParams() map[string]*nn.Var {
 func (t *crossTask) Buffers() map[string]*tensor.Tensor {
 	b := map[string]*tensor.Tensor{}
 	if t.cfg.FineTuneImage {
-		for k, v := range t.m.Image.Buffers() {
-			b["image."+k] = v
-		}
+		nn.AddPrefixed(b, "image", t.m.Image.Buffers())
 	}
 	if t.cfg.FineTuneExpr {
-		for k, v := range t.m.Expr.Buffers() {
-			b["expr."+k] = v
-		}
+		nn.AddPrefixed(b, "expr", t.m.Expr.Buffers())
 	}
 	return b
 }
@@ -287,7 +278,7 @@ func Retrieval(query, keys []float32, n, d int, ks ...int) ([]float64, error) {
 	if n < 1 || len(query) != n*d || len(keys) != n*d {
 		return nil, fmt.Errorf("pretrain: retrieval: %d query and %d key values for %d rows of width %d", len(query), len(keys), n, d)
 	}
-	q, k := unitRows(query, n, d), unitRows(keys, n, d)
+	q, k := tensor.UnitRows(query, n, d), tensor.UnitRows(keys, n, d)
 	sim := make([]float32, n*n)
 	tensor.Gemm(false, true, n, n, d, 1, q, d, k, d, 0, sim, n)
 	rank := make([]int, n) // keys scoring at least as high as the true one, excluding it
@@ -310,24 +301,4 @@ func Retrieval(query, keys []float32, n, d int, ks ...int) ([]float64, error) {
 		out[c] = float64(hits) / float64(n)
 	}
 	return out, nil
-}
-
-// unitRows returns a copy of x with every row scaled to unit length (zero
-// rows stay zero).
-func unitRows(x []float32, n, d int) []float32 {
-	out := slices.Clone(x)
-	for i := 0; i < n; i++ {
-		r := out[i*d : (i+1)*d]
-		var s float64
-		for _, v := range r {
-			s += float64(v) * float64(v)
-		}
-		if s > 0 {
-			inv := float32(1 / math.Sqrt(s))
-			for j := range r {
-				r[j] *= inv
-			}
-		}
-	}
-	return out
 }

@@ -224,36 +224,28 @@ func newExprTask(d *ExprData, cfg ExprConfig) (*exprTask, error) {
 // NamedParams returns encoder ("enc.*") and decoder ("dec.*") parameters.
 func (t *exprTask) NamedParams() map[string]*nn.Var {
 	m := map[string]*nn.Var{}
-	for k, v := range t.enc.NamedParams() {
-		m["enc."+k] = v
-	}
+	nn.AddPrefixed(m, "enc", t.enc.NamedParams())
 	var dec map[string]*nn.Var
 	if t.nb != nil {
 		dec = t.nb.NamedParams()
 	} else {
 		dec = t.dec.NamedParams()
 	}
-	for k, v := range dec {
-		m["dec."+k] = v
-	}
+	nn.AddPrefixed(m, "dec", dec)
 	return m
 }
 
 // Buffers returns the BatchNorm running statistics of encoder and decoder.
 func (t *exprTask) Buffers() map[string]*tensor.Tensor {
 	m := map[string]*tensor.Tensor{}
-	for k, v := range t.enc.Buffers() {
-		m["enc."+k] = v
-	}
+	nn.AddPrefixed(m, "enc", t.enc.Buffers())
 	var dec map[string]*tensor.Tensor
 	if t.nb != nil {
 		dec = t.nb.Buffers()
 	} else {
 		dec = t.dec.Buffers()
 	}
-	for k, v := range dec {
-		m["dec."+k] = v
-	}
+	nn.AddPrefixed(m, "dec", dec)
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spotfuse/spotfuse/classify"
 	"github.com/spotfuse/spotfuse/metrics"
+	"github.com/spotfuse/spotfuse/tensor"
 )
 
 // LinearProbe measures how linearly separable the classes are in the
@@ -47,26 +48,18 @@ func LinearProbe(x []float32, n, d int, y []int, frac float64, seeds []uint64) (
 		if len(test) == 0 {
 			return nil, fmt.Errorf("pretrain: probe with label fraction %g leaves no test rows", frac)
 		}
-		xtr, ytr := rows(x, d, train), pick(y, train)
+		xtr, ytr := tensor.GatherRows(x, d, train), pick(y, train)
 		m, err := classify.FitLogReg(xtr, len(train), d, ytr, k, classify.LogRegOptions{C: 1, Balanced: true})
 		if err != nil {
 			return nil, err
 		}
-		pred, err := m.Predict(rows(x, d, test), len(test))
+		pred, err := m.Predict(tensor.GatherRows(x, d, test), len(test))
 		if err != nil {
 			return nil, err
 		}
 		accs = append(accs, metrics.BalancedAccuracy(pick(y, test), pred))
 	}
 	return accs, nil
-}
-
-func rows(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
-	}
-	return out
 }
 
 func pick(y []int, idx []int) []int {

@@ -25,6 +25,7 @@ import (
 	"github.com/spotfuse/spotfuse/metrics"
 	"github.com/spotfuse/spotfuse/report"
 	"github.com/spotfuse/spotfuse/section"
+	"github.com/spotfuse/spotfuse/tensor"
 )
 
 // domainOptions configure unsupervised domain finding.
@@ -183,11 +184,11 @@ func sectionDomains(ctx context.Context, b *classify.Bundle, sec *section.Sectio
 		var blocks []fuse.Block
 		switch v.mod {
 		case classify.ModExpr:
-			blocks = []fuse.Block{{X: rowsOf(f.Expr, f.ExprD, v.idx), D: f.ExprD}}
+			blocks = []fuse.Block{{X: tensor.GatherRows(f.Expr, f.ExprD, v.idx), D: f.ExprD}}
 		case classify.ModImage:
-			blocks = []fuse.Block{{X: rowsOf(f.Image, f.ImageD, v.idx), D: f.ImageD}}
+			blocks = []fuse.Block{{X: tensor.GatherRows(f.Image, f.ImageD, v.idx), D: f.ImageD}}
 		case classify.ModFused:
-			blocks = []fuse.Block{{X: rowsOf(f.Image, f.ImageD, v.idx), D: f.ImageD}, {X: rowsOf(f.Expr, f.ExprD, v.idx), D: f.ExprD}}
+			blocks = []fuse.Block{{X: tensor.GatherRows(f.Image, f.ImageD, v.idx), D: f.ImageD}, {X: tensor.GatherRows(f.Expr, f.ExprD, v.idx), D: f.ExprD}}
 		}
 		x, d, err := fuse.Concat(blocks...)
 		if err != nil {
@@ -234,14 +235,6 @@ func sectionDomains(ctx context.Context, b *classify.Bundle, sec *section.Sectio
 		}
 	}
 	return rows, nil
-}
-
-func rowsOf(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
-	}
-	return out
 }
 
 // medianNearest is the median distance from a spot to its nearest other spot.

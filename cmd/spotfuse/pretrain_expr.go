@@ -334,7 +334,7 @@ array neighbour present).`,
 					if len(set.idx) < 5 {
 						continue
 					}
-					acc, err := pretrain.Retrieval(pickRows(zi, dim, set.idx), pickRows(ze, dim, set.idx), len(set.idx), dim, 1, 5)
+					acc, err := pretrain.Retrieval(tensor.GatherRows(zi, dim, set.idx), tensor.GatherRows(ze, dim, set.idx), len(set.idx), dim, 1, 5)
 					if err != nil {
 						return err
 					}
@@ -381,15 +381,6 @@ func nbPresent(nb *models.Neighbourhood, i int) []int {
 		if j >= 0 {
 			out = append(out, j)
 		}
-	}
-	return out
-}
-
-// pickRows returns rows idx of the row-major matrix x of width d.
-func pickRows(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
 	}
 	return out
 }

@@ -150,7 +150,7 @@ Writes --out/expr_bench.tsv.`,
 				if err != nil {
 					return err
 				}
-				sub := pickRows(m.emb, m.d, rows)
+				sub := tensor.GatherRows(m.emb, m.d, rows)
 				lb := make([]int, len(rows))
 				nLab := 0
 				remap := map[int]int{}
@@ -218,7 +218,7 @@ Writes --out/expr_bench.tsv.`,
 func losoLogReg(x []float32, n, d int, y, group []int, k int) (float64, error) {
 	var accs []float64
 	for _, f := range classify.LeaveOneGroupOut(group) {
-		xtr, xte := pickRows(x, d, f.Train), pickRows(x, d, f.Test)
+		xtr, xte := tensor.GatherRows(x, d, f.Train), tensor.GatherRows(x, d, f.Test)
 		mean, sd, err := preprocess.Standardize(xtr, len(f.Train), d, 0)
 		if err != nil {
 			return 0, err
