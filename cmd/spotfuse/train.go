@@ -265,6 +265,12 @@ func trainBundle(ctx context.Context, cfg *study.Config, opt trainOptions, prog 
 	} else if train.Image == nil {
 		slog.Info("train: the training section has no image; the bundle has an expression head only", "section", train.Name)
 	}
+	return fitHeads(ctx, b, train, opt, prog)
+}
+
+// fitHeads fits the heads of b on train and, with opt.CV > 1,
+// cross-validates them.
+func fitHeads(ctx context.Context, b *classify.Bundle, train *section.Section, opt trainOptions, prog progress.Reporter) (*classify.Bundle, []classify.CVScore, error) {
 	hopt := classify.HeadOptions{C: opt.C}
 	f, err := b.FitHeads(ctx, train, hopt, prog)
 	if err != nil {
@@ -291,18 +297,7 @@ func refitHeads(ctx context.Context, train *section.Section, classes []string, o
 	if opt.NoImage {
 		b.Image, b.Meta.Image = nil, nil
 	}
-	hopt := classify.HeadOptions{C: opt.C}
-	f, err := b.FitHeads(ctx, train, hopt, prog)
-	if err != nil {
-		return nil, nil, err
-	}
-	var cv []classify.CVScore
-	if opt.CV > 1 {
-		if cv, err = b.CrossValidate(ctx, train, f, opt.CV, 1, hopt); err != nil {
-			return nil, nil, err
-		}
-	}
-	return b, cv, nil
+	return fitHeads(ctx, b, train, opt, prog)
 }
 
 // trainImageEncoder pretrains (or randomly initialises) the image encoder on
