@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -272,36 +271,30 @@ func spread(s [][]uint8, n int) [][]uint8 {
 }
 
 func (t *imageTask) NamedParams() map[string]*nn.Var {
-	m := prefixed("encoder.", t.enc.NamedParams())
+	m := map[string]*nn.Var{}
+	nn.AddPrefixed(m, "encoder", t.enc.NamedParams())
 	if t.inpaint != nil {
-		maps.Copy(m, prefixed("inpaint.", t.inpaint.NamedParams()))
+		nn.AddPrefixed(m, "inpaint", t.inpaint.NamedParams())
 	}
 	if t.colorize != nil {
-		maps.Copy(m, prefixed("colorize.", t.colorize.NamedParams()))
+		nn.AddPrefixed(m, "colorize", t.colorize.NamedParams())
 	}
 	if t.proj != nil {
-		maps.Copy(m, prefixed("proj.", t.proj.NamedParams()))
+		nn.AddPrefixed(m, "proj", t.proj.NamedParams())
 	}
 	return m
 }
 
 func (t *imageTask) Buffers() map[string]*tensor.Tensor {
-	m := prefixed("encoder.", t.enc.Buffers())
+	m := map[string]*tensor.Tensor{}
+	nn.AddPrefixed(m, "encoder", t.enc.Buffers())
 	if t.inpaint != nil {
-		maps.Copy(m, prefixed("inpaint.", t.inpaint.Buffers()))
+		nn.AddPrefixed(m, "inpaint", t.inpaint.Buffers())
 	}
 	if t.colorize != nil {
-		maps.Copy(m, prefixed("colorize.", t.colorize.Buffers()))
+		nn.AddPrefixed(m, "colorize", t.colorize.Buffers())
 	}
 	return m
-}
-
-func prefixed[V any](prefix string, m map[string]V) map[string]V {
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[prefix+k] = v
-	}
-	return out
 }
 
 // Fingerprint identifies the task settings and data for checkpoints.
