@@ -45,9 +45,16 @@ func BalancedAccuracy(yTrue, yPred []int) float64 {
 			hit[t]++
 		}
 	}
+	// Sum the recalls in class order: map order would change the last bit
+	// from run to run.
+	classes := make([]int, 0, len(support))
+	for c := range support {
+		classes = append(classes, c)
+	}
+	slices.Sort(classes)
 	var sum float64
-	for c, n := range support {
-		sum += float64(hit[c]) / float64(n)
+	for _, c := range classes {
+		sum += float64(hit[c]) / float64(support[c])
 	}
 	return sum / float64(len(support))
 }

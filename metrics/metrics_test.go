@@ -144,3 +144,16 @@ func TestBadInput(t *testing.T) {
 		t.Error("sd of one value should be NaN")
 	}
 }
+
+// TestBalancedAccuracyBitStable: the same input gives the same bits every
+// call (summing recalls in map order did not).
+func TestBalancedAccuracyBitStable(t *testing.T) {
+	yTrue := []int{0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 6, 6}
+	yPred := []int{0, 1, 0, 1, 2, 2, 0, 2, 3, 4, 1, 5, 6, 0, 6, 3}
+	want := math.Float64bits(BalancedAccuracy(yTrue, yPred))
+	for i := 0; i < 200; i++ {
+		if got := math.Float64bits(BalancedAccuracy(yTrue, yPred)); got != want {
+			t.Fatalf("call %d: %x, want %x", i, got, want)
+		}
+	}
+}
