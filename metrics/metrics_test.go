@@ -148,10 +148,21 @@ func TestBadInput(t *testing.T) {
 // TestBalancedAccuracyBitStable: the same input gives the same bits every
 // call (summing recalls in map order did not).
 func TestBalancedAccuracyBitStable(t *testing.T) {
-	yTrue := []int{0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 6, 6}
-	yPred := []int{0, 1, 0, 1, 2, 2, 0, 2, 3, 4, 1, 5, 6, 0, 6, 3}
+	// 23 classes with supports 3, 4, …, 25 and one hit each: recalls 1/3,
+	// 1/4, … whose float sum depends on the order of addition.
+	var yTrue, yPred []int
+	for c := 0; c < 23; c++ {
+		for i := 0; i < c+3; i++ {
+			yTrue = append(yTrue, c)
+			if i == 0 {
+				yPred = append(yPred, c)
+			} else {
+				yPred = append(yPred, (c+1)%23)
+			}
+		}
+	}
 	want := math.Float64bits(BalancedAccuracy(yTrue, yPred))
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 500; i++ {
 		if got := math.Float64bits(BalancedAccuracy(yTrue, yPred)); got != want {
 			t.Fatalf("call %d: %x, want %x", i, got, want)
 		}
