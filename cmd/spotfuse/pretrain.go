@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,11 +43,9 @@ type imageFlags struct {
 	pool                        string
 	context, hed, maskFrac      float64
 	maskBlocks                  int
-	steps, batch, size, width   int
-	depth, tiles, threads       int
-	ckptEvery, logEvery         int
-	lr, wd, warmup, clip, held  float64
-	seed                        uint64
+	size, width, depth, tiles   int
+	held                        float64
+	loopFlags                   // optimisation flags; --resume only for pretrain image
 }
 
 // her2stImageSections are the HER2ST sections with an H&E image.
@@ -78,17 +75,9 @@ func (f *imageFlags) register(cmd *cobra.Command, def imageDefaults) {
 	fl.IntVar(&f.maskBlocks, "mask-blocks", dc.MaskBlocks, "inpainting: at most this many square blocks hidden per patch")
 	fl.Float64Var(&f.maskFrac, "mask-frac", dc.MaskFrac, "inpainting: block side as a fraction of the patch side")
 	fl.IntVar(&f.tiles, "tiles", 0, "extra tissue tiles between spots per section (training only)")
-	fl.IntVar(&f.steps, "steps", def.steps, "optimizer steps")
-	fl.IntVar(&f.batch, "batch", def.batch, "patches per step")
-	fl.Float64Var(&f.lr, "lr", d.LR, "peak learning rate (AdamW, cosine schedule)")
-	fl.Float64Var(&f.wd, "weight-decay", d.WeightDecay, "AdamW weight decay")
-	fl.Float64Var(&f.warmup, "warmup", d.Warmup, "fraction of steps with linear warm-up")
-	fl.Float64Var(&f.clip, "clip", d.ClipNorm, "max gradient norm (0 = off)")
 	fl.Float64Var(&f.held, "held", 0.1, "fraction of spot patches held out for the held-out loss")
-	fl.IntVar(&f.ckptEvery, "checkpoint-every", d.CheckpointEvery, "steps between checkpoints")
-	fl.IntVar(&f.logEvery, "log-every", d.LogEvery, "steps between log lines and held-out evaluations")
-	fl.Uint64Var(&f.seed, "seed", 1, "random seed")
-	fl.IntVar(&f.threads, "threads", 0, "worker threads (0 = all CPUs); results are bit-identical for a given count")
+	d.Steps, d.Batch = def.steps, def.batch
+	f.registerLoop(cmd, d, "patches")
 }
 
 // config builds the image pretraining configuration from the flags.
@@ -99,8 +88,7 @@ func (f *imageFlags) config(tasks map[string]float64, dir string) pretrain.Image
 		Augment: &aug, MaskBlocks: f.maskBlocks, MaskFrac: f.maskFrac,
 		Encoder: models.ImageEncoderConfig{Arch: f.arch, Width: f.width, Depth: f.depth, Pool: f.pool},
 		Tasks:   tasks,
-		Loop: pretrain.LoopConfig{Steps: f.steps, Batch: f.batch, CheckpointEvery: f.ckptEvery, LogEvery: f.logEvery,
-			LR: f.lr, WeightDecay: f.wd, Warmup: f.warmup, ClipNorm: f.clip, Seed: f.seed, Dir: dir},
+		Loop:    f.loopFlags.config(dir),
 	}
 }
 
@@ -166,7 +154,6 @@ func (f *imageFlags) loadPool(ctx context.Context, prog progress.Reporter) ([]*s
 func newPretrainImageCmd() *cobra.Command {
 	var f imageFlags
 	var out string
-	var resume bool
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Pretrain the image encoder with inpainting, colorization and/or contrastive learning",
@@ -177,19 +164,12 @@ loss.csv, loss.png, encoder.safetensors and embeddings.tsv (section, spot, one c
 per embedding dimension, for every spot with a patch).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return errors.New("--out is required")
+			if _, err := f.loop(out); err != nil { // --out given, no stray checkpoint, threads
+				return err
 			}
 			tasks, err := parseTasks(f.tasks)
 			if err != nil {
 				return err
-			}
-			if f.threads > 0 {
-				tensor.SetThreads(f.threads)
-			}
-			ckpt := filepath.Join(out, pretrain.CheckpointFile)
-			if _, err := os.Stat(ckpt); err == nil && !resume {
-				return fmt.Errorf("%s exists: pass --resume to continue that run, or choose an empty --out", ckpt)
 			}
 			ctx := cmd.Context()
 			prog := progress.ForTerminal()
@@ -235,7 +215,7 @@ per embedding dimension, for every spot with a patch).`,
 	d := pretrain.DefaultLoop()
 	f.register(cmd, imageDefaults{size: 64, width: 32, steps: d.Steps, batch: d.Batch})
 	cmd.Flags().StringVar(&out, "out", "", "output directory (required)")
-	cmd.Flags().BoolVar(&resume, "resume", false, "continue from the checkpoint in --out")
+	cmd.Flags().BoolVar(&f.resume, "resume", false, "continue from the checkpoint in --out")
 	return cmd
 }
 

@@ -39,9 +39,16 @@ type loopFlags struct {
 }
 
 func (f *loopFlags) register(cmd *cobra.Command, d pretrain.LoopConfig) {
+	f.registerLoop(cmd, d, "spots")
+	cmd.Flags().BoolVar(&f.resume, "resume", false, "continue from the checkpoint in --out")
+}
+
+// registerLoop registers the optimisation flags (not --resume) with
+// defaults from d; unit names what one batch holds.
+func (f *loopFlags) registerLoop(cmd *cobra.Command, d pretrain.LoopConfig, unit string) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.steps, "steps", d.Steps, "optimizer steps")
-	fl.IntVar(&f.batch, "batch", d.Batch, "spots per step")
+	fl.IntVar(&f.batch, "batch", d.Batch, unit+" per step")
 	fl.Float64Var(&f.lr, "lr", d.LR, "peak learning rate (AdamW, cosine schedule)")
 	fl.Float64Var(&f.wd, "weight-decay", d.WeightDecay, "AdamW weight decay")
 	fl.Float64Var(&f.warmup, "warmup", d.Warmup, "fraction of steps with linear warm-up")
@@ -50,7 +57,12 @@ func (f *loopFlags) register(cmd *cobra.Command, d pretrain.LoopConfig) {
 	fl.IntVar(&f.logEvery, "log-every", d.LogEvery, "steps between log lines and held-out evaluations")
 	fl.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fl.IntVar(&f.threads, "threads", 0, "worker threads (0 = all CPUs); results are bit-identical for a given count")
-	fl.BoolVar(&f.resume, "resume", false, "continue from the checkpoint in --out")
+}
+
+// config is the loop configuration of the flags, writing to dir.
+func (f *loopFlags) config(dir string) pretrain.LoopConfig {
+	return pretrain.LoopConfig{Steps: f.steps, Batch: f.batch, CheckpointEvery: f.ckptEvery, LogEvery: f.logEvery,
+		LR: f.lr, WeightDecay: f.wd, Warmup: f.warmup, ClipNorm: f.clip, Seed: f.seed, Dir: dir}
 }
 
 // loop returns the loop configuration writing to dir, after checking that
@@ -66,8 +78,7 @@ func (f *loopFlags) loop(dir string) (pretrain.LoopConfig, error) {
 	if f.threads > 0 {
 		tensor.SetThreads(f.threads)
 	}
-	return pretrain.LoopConfig{Steps: f.steps, Batch: f.batch, CheckpointEvery: f.ckptEvery, LogEvery: f.logEvery,
-		LR: f.lr, WeightDecay: f.wd, Warmup: f.warmup, ClipNorm: f.clip, Seed: f.seed, Dir: dir}, nil
+	return f.config(dir), nil
 }
 
 func newPretrainExprCmd() *cobra.Command {
