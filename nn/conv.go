@@ -31,97 +31,10 @@ func (g convGeom) identity() bool {
 	return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0
 }
 
-// Strided convolutions read every stride-th input column. Instead of
-// gathering those one by one for each of the kh·kw kernel offsets, the image
-// is first split once into stride "phase" planes by column residue, after
-// which every row of the column matrix is a contiguous copy.
-
-// phaseWidth is the width of a phase plane.
-func (g convGeom) phaseWidth() int { return (g.w + g.stride - 1) / g.stride }
-
-// scratchSize is the length of the phase-plane buffer im2col and col2im need.
-func (g convGeom) scratchSize() int {
-	if g.stride == 1 {
-		return 0
-	}
-	return g.stride * g.c * g.h * g.phaseWidth()
-}
-
-// splitPhases writes ph[((p·c + ci)·h + i)·wp + j] = x[ci, i, j·stride + p].
-func (g convGeom) splitPhases(ph, x []float32) {
-	s, wp := g.stride, g.phaseWidth()
-	for p := 0; p < s; p++ {
-		n := (g.w - p + s - 1) / s // valid length of phase p
-		for ci := 0; ci < g.c; ci++ {
-			for i := 0; i < g.h; i++ {
-				src := x[(ci*g.h+i)*g.w : (ci*g.h+i+1)*g.w]
-				dst := ph[((p*g.c+ci)*g.h+i)*wp : ((p*g.c+ci)*g.h+i)*wp+n]
-				if n == 0 {
-					continue
-				}
-				src = src[p : p+s*(n-1)+1]
-				if s == 2 { // the common case: unrolled, with a constant stride
-					j := 0
-					for ; j+4 <= len(dst) && 2*j+7 <= len(src); j += 4 {
-						d, v := dst[j:j+4:j+4], src[2*j:2*j+7:2*j+7]
-						d[0], d[1], d[2], d[3] = v[0], v[2], v[4], v[6]
-					}
-					for ; j < len(dst); j++ {
-						dst[j] = src[2*j]
-					}
-					continue
-				}
-				for j := range dst {
-					dst[j] = src[s*j]
-				}
-			}
-		}
-	}
-}
-
-// mergePhases adds the phase planes back, dx[ci, i, j·stride + p] += ph[...],
-// or assigns them when assign is set (every element of dx is written once).
-func (g convGeom) mergePhases(dx, ph []float32, assign bool) {
-	s, wp := g.stride, g.phaseWidth()
-	for p := 0; p < s; p++ {
-		n := (g.w - p + s - 1) / s
-		if n == 0 {
-			continue
-		}
-		for ci := 0; ci < g.c; ci++ {
-			for i := 0; i < g.h; i++ {
-				dst := dx[(ci*g.h+i)*g.w+p : (ci*g.h+i)*g.w+p+s*(n-1)+1]
-				src := ph[((p*g.c+ci)*g.h+i)*wp : ((p*g.c+ci)*g.h+i)*wp+n]
-				if assign {
-					for j, v := range src {
-						dst[s*j] = v
-					}
-					continue
-				}
-				for j, v := range src {
-					dst[s*j] += v
-				}
-			}
-		}
-	}
-}
-
-// source returns, for kernel column kj, the phase plane index p (0 for
-// stride 1), the column offset q into it, and the valid output columns
-// [jlo, jhi): output column oj reads phase column oj+q.
-func (g convGeom) source(kj int) (p, q, jlo, jhi int) {
-	shift := kj - g.pad
-	s := g.stride
-	p = ((shift % s) + s) % s
-	q = (shift - p) / s
-	n := (g.w - p + s - 1) / s
-	return p, q, min(max(0, -q), g.ow), max(min(g.ow, n-q), 0)
-}
-
 // narrow outputs (deep layers on small images) have rows of a few pixels,
 // where per-row bookkeeping costs more than the copy: their column matrices
 // are gathered through a precomputed index table instead.
-var narrowWidth = 16
+var narrowWidth = 8
 
 // gatherTable returns, for a narrow geometry, the input offset of every
 // column-matrix element (−1 for padding), computed once per geometry.
@@ -157,8 +70,9 @@ var gatherTables sync.Map // convGeom -> []int32
 
 // im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]
 // whose rows are ld apart: col[(ci,ki,kj)·ld + (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj]
-// (0 outside the image). scratch has g.scratchSize() elements.
-func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
+// (0 outside the image). Each row is a block of strided input rows
+// (stridedRows: one assembly call per row of the column matrix).
+func (g convGeom) im2col(col []float32, ld int, x []float32) {
 	P := g.cols()
 	if g.ow < narrowWidth {
 		t := g.gatherTable()
@@ -174,45 +88,31 @@ func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 		}
 		return
 	}
-	planes, wp := x, g.w
-	if g.stride > 1 {
-		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
-		g.splitPhases(planes, x)
-	}
-	type src struct{ p, q, jlo, jhi int }
-	srcs := make([]src, g.kw)
-	for kj := range srcs {
-		p, q, jlo, jhi := g.source(kj)
-		srcs[kj] = src{p, q, jlo, jhi}
-	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
+		plane := x[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
 			// Output rows [ilo, ihi) read input rows inside the image.
 			ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
 			for kj := 0; kj < g.kw; kj++ {
 				dst := col[r*ld : r*ld+P]
 				r++
-				p, q, jlo, jhi := srcs[kj].p, srcs[kj].q, srcs[kj].jlo, srcs[kj].jhi
-				if jlo >= jhi || ilo >= ihi {
+				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
+				if ilo >= ihi || jlo >= jhi {
 					clear(dst)
 					continue
 				}
-				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
 				clear(dst[:ilo*g.ow])
 				clear(dst[ihi*g.ow:])
-				n := jhi - jlo
-				for oi := ilo; oi < ihi; oi++ {
-					row := dst[oi*g.ow : (oi+1)*g.ow]
-					for j := range jlo { // at most pad elements
-						row[j] = 0
+				if jlo > 0 || jhi < g.ow { // at most pad columns on each side
+					for oi := ilo; oi < ihi; oi++ {
+						row := dst[oi*g.ow : (oi+1)*g.ow]
+						clear(row[:jlo])
+						clear(row[jhi:])
 					}
-					for j := jhi; j < len(row); j++ {
-						row[j] = 0
-					}
-					src := plane[(oi*g.stride-g.pad+ki)*wp+jlo+q:]
-					copy(row[jlo:jhi], src[:n])
 				}
+				src := plane[(ilo*g.stride-g.pad+ki)*g.w+jlo*g.stride-g.pad+kj:]
+				stridedRows(dst[ilo*g.ow+jlo:], g.ow, src, g.stride*g.w, g.stride, ihi-ilo, jhi-jlo)
 			}
 		}
 	}
@@ -220,13 +120,13 @@ func (g convGeom) im2col(col []float32, ld int, x, scratch []float32) {
 
 // col2im accumulates the column matrix col (rows ld apart) back into image
 // dx [c,h,w] (the adjoint of im2col); with assign, dx's old contents are
-// ignored. scratch has g.scratchSize() elements.
-func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32, assign bool) {
+// ignored.
+func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 	P := g.cols()
+	if assign {
+		clear(dx[:g.c*g.h*g.w])
+	}
 	if g.ow < narrowWidth {
-		if assign {
-			clear(dx[:g.c*g.h*g.w])
-		}
 		t := g.gatherTable()
 		for r := 0; r < g.rows(); r++ {
 			src, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
@@ -238,38 +138,22 @@ func (g convGeom) col2im(dx, col []float32, ld int, scratch []float32, assign bo
 		}
 		return
 	}
-	planes, wp := dx, g.w
-	if g.stride > 1 {
-		planes, wp = scratch[:g.scratchSize()], g.phaseWidth()
-		clear(planes)
-	} else if assign {
-		clear(dx[:g.c*g.h*g.w])
-	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
+		plane := dx[ci*g.h*g.w : (ci+1)*g.h*g.w]
 		for ki := 0; ki < g.kh; ki++ {
+			ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
 			for kj := 0; kj < g.kw; kj++ {
 				src := col[r*ld : r*ld+P]
 				r++
-				p, q, jlo, jhi := g.source(kj)
-				if jlo >= jhi {
+				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
+				if ilo >= ihi || jlo >= jhi {
 					continue
 				}
-				plane := planes[(p*g.c+ci)*g.h*wp : (p*g.c+ci+1)*g.h*wp]
-				ilo, ihi := validRange(g.oh, g.h, g.stride, ki-g.pad)
-				for oi := ilo; oi < ihi; oi++ {
-					ii := oi*g.stride - g.pad + ki
-					row := src[oi*g.ow+jlo : oi*g.ow+jhi]
-					d := plane[ii*wp+jlo+q : ii*wp+jhi+q]
-					for j, v := range row {
-						d[j] += v
-					}
-				}
+				d := plane[(ilo*g.stride-g.pad+ki)*g.w+jlo*g.stride-g.pad+kj:]
+				stridedRowsAdd(d, g.stride*g.w, src[ilo*g.ow+jlo:], g.ow, g.stride, ihi-ilo, jhi-jlo)
 			}
 		}
-	}
-	if g.stride > 1 {
-		g.mergePhases(dx, planes, assign)
 	}
 }
 
@@ -345,10 +229,8 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			return X[i0*inSz : (i0+1)*inSz]
 		}
 		each := func(lo, hi int) {
-			scratch := getBuf(max(1, g.scratchSize()))
-			defer putBuf(scratch)
 			for j := lo; j < hi; j++ {
-				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz], scratch)
+				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz])
 			}
 		}
 		if par {
@@ -486,10 +368,8 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					dcol := getBuf(K * G * P)
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
-					scratch := getBuf(max(1, g.scratchSize()))
-					defer putBuf(scratch)
 					for j := 0; j < nb; j++ {
-						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, scratch, fresh)
+						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, fresh)
 					}
 				}
 			})
@@ -542,13 +422,11 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 	tensor.Parallel(n, 1, func(_, lo, hi int) {
 		col := getBuf(K * P)
 		defer putBuf(col)
-		scratch := getBuf(max(1, g.scratchSize()))
-		defer putBuf(scratch)
 		for i := lo; i < hi; i++ {
 			yi := Y[i*outSz : (i+1)*outSz]
 			// col = Wᵀ·x  ([K, cin]·[cin, P])
 			tensor.GemmSerial(true, false, K, P, cin, 1, W, K, X[i*inSz:], P, 0, col, P)
-			g.col2im(yi, col, P, scratch, false)
+			g.col2im(yi, col, P, false)
 			if b != nil {
 				for oc, bv := range b.Value.Data {
 					for j := range yi[oc*oh*ow : (oc+1)*oh*ow] {
@@ -571,8 +449,6 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 			tensor.Parallel(n, 1, func(wk, lo, hi int) {
 				col := getBuf(K * P)
 				defer putBuf(col)
-				scratch := getBuf(max(1, g.scratchSize()))
-				defer putBuf(scratch)
 				var dw []float32
 				if parts != nil {
 					dw = getBuf(cin * K)
@@ -580,7 +456,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 					parts[wk] = dw
 				}
 				for i := lo; i < hi; i++ {
-					g.im2col(col, P, G[i*outSz:(i+1)*outSz], scratch)
+					g.im2col(col, P, G[i*outSz:(i+1)*outSz])
 					if gx != nil { // dx = W·im2col(dY)
 						tensor.GemmSerial(false, false, cin, P, K, 1, W, K, col, P, 1, gx[i*inSz:], P)
 					}

@@ -233,8 +233,8 @@ func TestConvGrouping(t *testing.T) {
 	}
 }
 
-// TestConvLoweringPaths checks convolutions through both lowerings: row
-// copies over phase planes, and the gather table used for narrow outputs.
+// TestConvLoweringPaths checks convolutions through both lowerings: strided
+// row copies, and the gather table used for narrow outputs.
 func TestConvLoweringPaths(t *testing.T) {
 	defer func(n int) { narrowWidth = n }(narrowWidth)
 	cases := []struct {
@@ -248,6 +248,8 @@ func TestConvLoweringPaths(t *testing.T) {
 		{[]int{2, 3, 5, 6}, []int{2, 3, 1, 1}, 2, 0},
 		{[]int{1, 2, 9, 8}, []int{2, 2, 7, 7}, 2, 3},
 		{[]int{1, 2, 5, 6}, []int{2, 2, 2, 3}, 1, 0},
+		{[]int{1, 1, 4, 69}, []int{1, 1, 3, 3}, 2, 1}, // several 16-lane chunks per row
+		{[]int{1, 1, 3, 37}, []int{1, 1, 3, 3}, 1, 1},
 	}
 	for _, narrow := range []int{0, 1 << 20} {
 		for i, c := range cases {

@@ -2,9 +2,130 @@ package nn
 
 import "math"
 
-// Hot inner loops shared by ops. They are written so the compiler removes
-// bounds checks and emits no data-dependent branches (a ReLU mask over
-// random signs would otherwise mispredict every other element).
+// Hot inner loops shared by ops. Each has a Go version (the *Go
+// functions), written so the compiler removes bounds checks and emits no
+// data-dependent branches (a ReLU mask over random signs would otherwise
+// mispredict every other element), and on amd64 with AVX-512 an assembly
+// version (kernels_amd64.s) that the un-suffixed function dispatches to.
+// The element-wise kernels give bit-identical results either way; the sums
+// differ in the order of float32 additions (tested within tolerance).
+
+// simdMin is the shortest slice handed to an assembly kernel.
+const simdMin = 16
+
+// shiftedSums returns Σ(x−s) and Σ(x−s)².
+func shiftedSums(x []float32, s float32) (float64, float64) {
+	if !useAVX512 || len(x) < simdMin {
+		return shiftedSumsGo(x, s)
+	}
+	var lanes [64]float32
+	shiftedSumsAVX(&x[0], len(x), s, &lanes[0])
+	return sumLanes(lanes[:32]), sumLanes(lanes[32:])
+}
+
+// sumLanes adds partial sums in float64, in order.
+func sumLanes(l []float32) float64 {
+	var t float64
+	for _, v := range l {
+		t += float64(v)
+	}
+	return t
+}
+
+// affineInto sets y = a·x + b (then ReLU if relu).
+func affineInto(y, x []float32, a, b float32, relu bool) {
+	if !useAVX512 || len(y) < simdMin {
+		affineIntoGo(y, x, a, b, relu)
+		return
+	}
+	x = x[:len(y)]
+	affineAVX(&y[0], &x[0], len(y), a, b, relu)
+}
+
+// bnGradSums returns Σd and Σd·(x−mu) where d is dy masked by the fused
+// ReLU (y > 0) when relu is set.
+func bnGradSums(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
+	if !useAVX512 || len(dy) < simdMin {
+		return bnGradSumsGo(dy, x, y, mu, relu)
+	}
+	x, y = x[:len(dy)], y[:len(dy)]
+	var lanes [64]float32
+	bnGradSumsAVX(&dy[0], &x[0], &y[0], len(dy), mu, relu, &lanes[0])
+	return sumLanes(lanes[:32]), sumLanes(lanes[32:])
+}
+
+// bnGradInput writes (fresh) or adds dx = A·d + B·(x−mu) + C, d being dy
+// masked by the fused ReLU when relu is set.
+func bnGradInput(dx, dy, x, y []float32, mu, A, B, C float32, relu, fresh bool) {
+	if !useAVX512 || len(dx) < simdMin {
+		bnGradInputGo(dx, dy, x, y, mu, A, B, C, relu, fresh)
+		return
+	}
+	dy, x, y = dy[:len(dx)], x[:len(dx)], y[:len(dx)]
+	bnGradInputAVX(&dx[0], &dy[0], &x[0], &y[0], len(dx), mu, A, B, C, relu, fresh)
+}
+
+// stridedRows copies rows×n values, dst[r·ds + j] = src[r·ss + s·j].
+func stridedRows(dst []float32, ds int, src []float32, ss, s, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	dst = dst[:(rows-1)*ds+n]
+	src = src[:(rows-1)*ss+s*(n-1)+1]
+	if useAVX512 && s <= 2 {
+		full, mst, mlo, mhi := tailMasks(n)
+		if s == 1 {
+			copyRowsAVX(&dst[0], &src[0], rows, ds, ss, full, mst)
+		} else {
+			gatherS2AVX(&dst[0], &src[0], rows, ds, ss, full, mlo, mhi, mst)
+		}
+		return
+	}
+	for r := 0; r < rows; r++ {
+		d, v := dst[r*ds:r*ds+n], src[r*ss:]
+		if s == 1 {
+			copy(d, v)
+			continue
+		}
+		for j := range d {
+			d[j] = v[s*j]
+		}
+	}
+}
+
+// stridedRowsAdd is the adjoint of stridedRows: dst[r·ds + s·j] += src[r·ss + j].
+func stridedRowsAdd(dst []float32, ds int, src []float32, ss, s, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	dst = dst[:(rows-1)*ds+s*(n-1)+1]
+	src = src[:(rows-1)*ss+n]
+	if useAVX512 && s <= 2 {
+		full, mst, mlo, mhi := tailMasks(n)
+		if s == 1 {
+			addRowsAVX(&dst[0], &src[0], rows, ds, ss, full, mst)
+		} else {
+			scatterAddS2AVX(&dst[0], &src[0], rows, ds, ss, full, mlo, mhi, mst)
+		}
+		return
+	}
+	for r := 0; r < rows; r++ {
+		d, v := dst[r*ds:], src[r*ss:r*ss+n]
+		for j, a := range v {
+			d[s*j] += a
+		}
+	}
+}
+
+// tailMasks splits a row of n > 0 values into full 16-lane chunks and a
+// last chunk of m (1..16) lanes: its mask, and for a stride-2 row the
+// masks of the two 16-lane halves of the 2m−1 values it spans.
+func tailMasks(n int) (full, mst, mlo, mhi int) {
+	full = (n - 1) / 16
+	m := n - 16*full
+	lo, hi := min(2*m-1, 16), max(2*m-1-16, 0)
+	return full, 1<<m - 1, 1<<lo - 1, 1<<hi - 1
+}
 
 // relu32 returns max(t, 0) without a branch (NaN is kept, −0 becomes +0).
 func relu32(t float32) float32 {
@@ -19,9 +140,9 @@ func passIfPositive(y, d float32) float32 {
 	return math.Float32frombits(math.Float32bits(d) & m)
 }
 
-// shiftedSums returns Σ(x−s) and Σ(x−s)² accumulated in float32 over
+// shiftedSumsGo returns Σ(x−s) and Σ(x−s)² accumulated in float32 over
 // four lanes.
-func shiftedSums(x []float32, s float32) (float64, float64) {
+func shiftedSumsGo(x []float32, s float32) (float64, float64) {
 	var a0, a1, a2, a3, q0, q1, q2, q3 float32
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
@@ -44,8 +165,8 @@ func shiftedSums(x []float32, s float32) (float64, float64) {
 	return float64(a0) + float64(a1) + float64(a2) + float64(a3), float64(q0) + float64(q1) + float64(q2) + float64(q3)
 }
 
-// affineInto sets y = a·x + b (then ReLU if relu).
-func affineInto(y, x []float32, a, b float32, relu bool) {
+// affineIntoGo sets y = a·x + b (then ReLU if relu).
+func affineIntoGo(y, x []float32, a, b float32, relu bool) {
 	x = x[:len(y)]
 	if relu {
 		for j, v := range x {
@@ -58,9 +179,9 @@ func affineInto(y, x []float32, a, b float32, relu bool) {
 	}
 }
 
-// bnGradSums returns Σd and Σd·(x−mu) where d is dy masked by the fused
+// bnGradSumsGo returns Σd and Σd·(x−mu) where d is dy masked by the fused
 // ReLU (y > 0) when relu is set.
-func bnGradSums(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
+func bnGradSumsGo(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
 	x, y = x[:len(dy)], y[:len(dy)]
 	var s0, s1, t0, t1 float32
 	j := 0
@@ -92,9 +213,9 @@ func bnGradSums(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
 	return float64(s0) + float64(s1), float64(t0) + float64(t1)
 }
 
-// bnGradInput writes (fresh) or adds dx = A·d + B·(x−mu) + C, d being dy
+// bnGradInputGo writes (fresh) or adds dx = A·d + B·(x−mu) + C, d being dy
 // masked by the fused ReLU when relu is set.
-func bnGradInput(dx, dy, x, y []float32, mu, A, B, C float32, relu, fresh bool) {
+func bnGradInputGo(dx, dy, x, y []float32, mu, A, B, C float32, relu, fresh bool) {
 	dy, x, y = dy[:len(dx)], x[:len(dx)], y[:len(dx)]
 	switch {
 	case relu && fresh:

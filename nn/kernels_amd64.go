@@ -1,0 +1,38 @@
+//go:build amd64 && !purego
+
+package nn
+
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// useAVX512 selects the assembly kernels of kernels_amd64.s; the
+// environment variable SPOTFUSE_NOSIMD=1 turns them off (the Go loops of
+// kernels.go are then used, as on other architectures and under purego).
+var useAVX512 = cpu.X86.HasAVX512F && os.Getenv("SPOTFUSE_NOSIMD") != "1"
+
+//go:noescape
+func gatherS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int)
+
+//go:noescape
+func scatterAddS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int)
+
+//go:noescape
+func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
+
+//go:noescape
+func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
+
+//go:noescape
+func affineAVX(y, x *float32, n int, a, b float32, relu bool)
+
+//go:noescape
+func shiftedSumsAVX(x *float32, n int, s float32, out *float32)
+
+//go:noescape
+func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32)
+
+//go:noescape
+func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool)

@@ -1,0 +1,456 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX-512 versions of the hot loops of kernels.go (see kernels_amd64.go).
+// Element-wise results are bit-identical to the Go loops (separate
+// multiply and add, the same ReLU bit trick); sums use 32 float32 lanes.
+
+DATA evenIdx<>+0(SB)/4, $0
+DATA evenIdx<>+4(SB)/4, $2
+DATA evenIdx<>+8(SB)/4, $4
+DATA evenIdx<>+12(SB)/4, $6
+DATA evenIdx<>+16(SB)/4, $8
+DATA evenIdx<>+20(SB)/4, $10
+DATA evenIdx<>+24(SB)/4, $12
+DATA evenIdx<>+28(SB)/4, $14
+DATA evenIdx<>+32(SB)/4, $16
+DATA evenIdx<>+36(SB)/4, $18
+DATA evenIdx<>+40(SB)/4, $20
+DATA evenIdx<>+44(SB)/4, $22
+DATA evenIdx<>+48(SB)/4, $24
+DATA evenIdx<>+52(SB)/4, $26
+DATA evenIdx<>+56(SB)/4, $28
+DATA evenIdx<>+60(SB)/4, $30
+GLOBL evenIdx<>(SB), RODATA|NOPTR, $64
+
+DATA dupLoIdx<>+0(SB)/4, $0
+DATA dupLoIdx<>+4(SB)/4, $0
+DATA dupLoIdx<>+8(SB)/4, $1
+DATA dupLoIdx<>+12(SB)/4, $1
+DATA dupLoIdx<>+16(SB)/4, $2
+DATA dupLoIdx<>+20(SB)/4, $2
+DATA dupLoIdx<>+24(SB)/4, $3
+DATA dupLoIdx<>+28(SB)/4, $3
+DATA dupLoIdx<>+32(SB)/4, $4
+DATA dupLoIdx<>+36(SB)/4, $4
+DATA dupLoIdx<>+40(SB)/4, $5
+DATA dupLoIdx<>+44(SB)/4, $5
+DATA dupLoIdx<>+48(SB)/4, $6
+DATA dupLoIdx<>+52(SB)/4, $6
+DATA dupLoIdx<>+56(SB)/4, $7
+DATA dupLoIdx<>+60(SB)/4, $7
+GLOBL dupLoIdx<>(SB), RODATA|NOPTR, $64
+
+DATA dupHiIdx<>+0(SB)/4, $8
+DATA dupHiIdx<>+4(SB)/4, $8
+DATA dupHiIdx<>+8(SB)/4, $9
+DATA dupHiIdx<>+12(SB)/4, $9
+DATA dupHiIdx<>+16(SB)/4, $10
+DATA dupHiIdx<>+20(SB)/4, $10
+DATA dupHiIdx<>+24(SB)/4, $11
+DATA dupHiIdx<>+28(SB)/4, $11
+DATA dupHiIdx<>+32(SB)/4, $12
+DATA dupHiIdx<>+36(SB)/4, $12
+DATA dupHiIdx<>+40(SB)/4, $13
+DATA dupHiIdx<>+44(SB)/4, $13
+DATA dupHiIdx<>+48(SB)/4, $14
+DATA dupHiIdx<>+52(SB)/4, $14
+DATA dupHiIdx<>+56(SB)/4, $15
+DATA dupHiIdx<>+60(SB)/4, $15
+GLOBL dupHiIdx<>(SB), RODATA|NOPTR, $64
+
+// TAILMASK sets mask register k to the low (n & 15) bits and reg to n >> 4.
+#define TAILMASK(n, reg, k) \
+	MOVQ n, CX \
+	ANDQ $15, CX \
+	MOVQ $1, AX \
+	SHLQ CX, AX \
+	DECQ AX \
+	KMOVW AX, k \
+	MOVQ n, reg \
+	SHRQ $4, reg
+
+// func gatherS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int)
+TEXT ·gatherS2AVX(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ dstStride+24(FP), R8
+	MOVQ srcStride+32(FP), R9
+	MOVQ full+40(FP), R10
+	MOVQ mlo+48(FP), AX
+	KMOVW AX, K1
+	MOVQ mhi+56(FP), AX
+	KMOVW AX, K2
+	MOVQ mst+64(FP), AX
+	KMOVW AX, K3
+	VMOVUPS evenIdx<>(SB), Z31
+	SHLQ $2, R8
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JLE gdone
+grow:
+	MOVQ DI, R11
+	MOVQ SI, R12
+	MOVQ R10, DX
+	TESTQ DX, DX
+	JLE gtail
+gchunk:
+	VMOVUPS (R12), Z0
+	VPERMT2PS 64(R12), Z31, Z0
+	VMOVUPS Z0, (R11)
+	ADDQ $128, R12
+	ADDQ $64, R11
+	DECQ DX
+	JNZ gchunk
+gtail:
+	VMOVUPS.Z (R12), K1, Z0
+	VMOVUPS.Z 64(R12), K2, Z1
+	VPERMT2PS Z1, Z31, Z0
+	VMOVUPS Z0, K3, (R11)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ grow
+gdone:
+	VZEROUPPER
+	RET
+
+// func scatterAddS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int)
+TEXT ·scatterAddS2AVX(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ dstStride+24(FP), R8
+	MOVQ srcStride+32(FP), R9
+	MOVQ full+40(FP), R10
+	MOVQ mlo+48(FP), AX
+	KMOVW AX, K1
+	MOVQ mhi+56(FP), AX
+	KMOVW AX, K2
+	MOVQ mst+64(FP), AX
+	KMOVW AX, K3
+	MOVQ $0x5555, AX
+	KMOVW AX, K4
+	KANDW K4, K1, K1
+	KANDW K4, K2, K2
+	VMOVUPS dupLoIdx<>(SB), Z30
+	VMOVUPS dupHiIdx<>(SB), Z31
+	SHLQ $2, R8
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JLE sdone
+srow:
+	MOVQ DI, R11
+	MOVQ SI, R12
+	MOVQ R10, DX
+	TESTQ DX, DX
+	JLE stail
+schunk:
+	VMOVUPS (R12), Z0
+	VPERMPS.Z Z0, Z30, K4, Z1
+	VPERMPS.Z Z0, Z31, K4, Z2
+	VADDPS (R11), Z1, Z1
+	VADDPS 64(R11), Z2, Z2
+	VMOVUPS Z1, (R11)
+	VMOVUPS Z2, 64(R11)
+	ADDQ $64, R12
+	ADDQ $128, R11
+	DECQ DX
+	JNZ schunk
+stail:
+	VMOVUPS.Z (R12), K3, Z0
+	VPERMPS.Z Z0, Z30, K1, Z1
+	VPERMPS.Z Z0, Z31, K2, Z2
+	VMOVUPS.Z (R11), K1, Z3
+	VMOVUPS.Z 64(R11), K2, Z4
+	VADDPS Z3, Z1, Z1
+	VADDPS Z4, Z2, Z2
+	VMOVUPS Z1, K1, (R11)
+	VMOVUPS Z2, K2, 64(R11)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ srow
+sdone:
+	VZEROUPPER
+	RET
+
+// func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
+TEXT ·copyRowsAVX(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ dstStride+24(FP), R8
+	MOVQ srcStride+32(FP), R9
+	MOVQ full+40(FP), R10
+	MOVQ mst+48(FP), AX
+	KMOVW AX, K3
+	SHLQ $2, R8
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JLE cdone
+crow:
+	MOVQ DI, R11
+	MOVQ SI, R12
+	MOVQ R10, DX
+	TESTQ DX, DX
+	JLE ctail
+cchunk:
+	VMOVUPS (R12), Z0
+	VMOVUPS Z0, (R11)
+	ADDQ $64, R12
+	ADDQ $64, R11
+	DECQ DX
+	JNZ cchunk
+ctail:
+	VMOVUPS.Z (R12), K3, Z0
+	VMOVUPS Z0, K3, (R11)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ crow
+cdone:
+	VZEROUPPER
+	RET
+
+// func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
+TEXT ·addRowsAVX(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ dstStride+24(FP), R8
+	MOVQ srcStride+32(FP), R9
+	MOVQ full+40(FP), R10
+	MOVQ mst+48(FP), AX
+	KMOVW AX, K3
+	SHLQ $2, R8
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JLE adone
+arow:
+	MOVQ DI, R11
+	MOVQ SI, R12
+	MOVQ R10, DX
+	TESTQ DX, DX
+	JLE atail
+achunk:
+	VMOVUPS (R12), Z0
+	VADDPS (R11), Z0, Z0
+	VMOVUPS Z0, (R11)
+	ADDQ $64, R12
+	ADDQ $64, R11
+	DECQ DX
+	JNZ achunk
+atail:
+	VMOVUPS.Z (R12), K3, Z0
+	VMOVUPS.Z (R11), K3, Z1
+	VADDPS Z0, Z1, Z0
+	VMOVUPS Z0, K3, (R11)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ arow
+adone:
+	VZEROUPPER
+	RET
+
+// RELU clears the lanes of z whose sign bit is set (relu32), using t.
+#define RELU(z, t) \
+	VPSRAD $31, z, t \
+	VPANDND z, t, z
+
+// func affineAVX(y, x *float32, n int, a, b float32, relu bool)
+TEXT ·affineAVX(SB), NOSPLIT, $0-33
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), BX
+	VBROADCASTSS a+24(FP), Z30
+	VBROADCASTSS b+28(FP), Z31
+	MOVBLZX relu+32(FP), R8
+	TAILMASK(BX, DX, K3)
+	TESTQ DX, DX
+	JLE ftail
+floop:
+	VMULPS (SI), Z30, Z0
+	VADDPS Z31, Z0, Z0
+	TESTQ R8, R8
+	JZ fst
+	RELU(Z0, Z1)
+fst:
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ DX
+	JNZ floop
+ftail:
+	VMOVUPS.Z (SI), K3, Z0
+	VMULPS Z0, Z30, Z0
+	VADDPS Z31, Z0, Z0
+	TESTQ R8, R8
+	JZ ftst
+	RELU(Z0, Z1)
+ftst:
+	VMOVUPS Z0, K3, (DI)
+	VZEROUPPER
+	RET
+
+// func shiftedSumsAVX(x *float32, n int, s float32, out *float32)
+// out[0:32] = lane sums of x−s, out[32:64] = lane sums of (x−s)².
+TEXT ·shiftedSumsAVX(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), BX
+	VBROADCASTSS s+16(FP), Z31
+	MOVQ out+24(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TAILMASK(BX, DX, K3)
+	SHRQ $1, DX
+	JCS odd
+	JMP pairs
+odd:
+	VMOVUPS (SI), Z4
+	VSUBPS Z31, Z4, Z4
+	VADDPS Z4, Z0, Z0
+	VFMADD231PS Z4, Z4, Z2
+	ADDQ $64, SI
+pairs:
+	TESTQ DX, DX
+	JLE stl
+sloop:
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VSUBPS Z31, Z4, Z4
+	VSUBPS Z31, Z5, Z5
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	VFMADD231PS Z4, Z4, Z2
+	VFMADD231PS Z5, Z5, Z3
+	ADDQ $128, SI
+	DECQ DX
+	JNZ sloop
+stl:
+	VMOVUPS.Z (SI), K3, Z4
+	VSUBPS.Z Z31, Z4, K3, Z4
+	VADDPS Z4, Z1, Z1
+	VFMADD231PS Z4, Z4, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+// PASSPOS sets d to 0 in the lanes where y (a ReLU output) is +0, keeping
+// it where y > 0 (passIfPositive), using t and the all-ones-as-1 vector one.
+#define PASSPOS(y, d, t, one) \
+	VPSUBD one, y, t \
+	VPSRAD $31, t, t \
+	VPANDND d, t, d
+
+// func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32)
+// out[0:32] = lane sums of d, out[32:64] = lane sums of d·(x−mu).
+TEXT ·bnGradSumsAVX(SB), NOSPLIT, $0-48
+	MOVQ dy+0(FP), SI
+	MOVQ x+8(FP), R9
+	MOVQ y+16(FP), R10
+	MOVQ n+24(FP), BX
+	VBROADCASTSS mu+32(FP), Z31
+	MOVBLZX relu+36(FP), R8
+	MOVQ out+40(FP), DI
+	MOVL $1, AX
+	VPBROADCASTD AX, Z30
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	TAILMASK(BX, DX, K3)
+	TESTQ DX, DX
+	JLE btail
+bloop:
+	VMOVUPS (SI), Z4
+	TESTQ R8, R8
+	JZ bnr
+	VMOVUPS (R10), Z6
+	PASSPOS(Z6, Z4, Z7, Z30)
+bnr:
+	VMOVUPS (R9), Z5
+	VSUBPS Z31, Z5, Z5
+	VADDPS Z4, Z0, Z0
+	VFMADD231PS Z5, Z4, Z2
+	ADDQ $64, SI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	DECQ DX
+	JNZ bloop
+btail:
+	VMOVUPS.Z (SI), K3, Z4
+	TESTQ R8, R8
+	JZ btnr
+	VMOVUPS.Z (R10), K3, Z6
+	PASSPOS(Z6, Z4, Z7, Z30)
+btnr:
+	VMOVUPS.Z (R9), K3, Z5
+	VSUBPS Z31, Z5, Z5
+	VADDPS Z4, Z1, Z1
+	VFMADD231PS Z5, Z4, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+// func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool)
+// dx (= or +=) A·d + B·(x−mu) + C, with d = dy passed where y > 0 if relu.
+TEXT ·bnGradInputAVX(SB), NOSPLIT, $0-58
+	MOVQ dx+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ x+16(FP), R9
+	MOVQ y+24(FP), R10
+	MOVQ n+32(FP), BX
+	VBROADCASTSS mu+40(FP), Z31
+	VBROADCASTSS A+44(FP), Z28
+	VBROADCASTSS B+48(FP), Z29
+	VBROADCASTSS C+52(FP), Z27
+	MOVBLZX relu+56(FP), R8
+	MOVBLZX fresh+57(FP), R11
+	MOVL $1, AX
+	VPBROADCASTD AX, Z30
+	TAILMASK(BX, DX, K3)
+	KXNORW K4, K4, K4
+	INCQ DX
+iloop:
+	DECQ DX
+	JNZ ifull
+	KMOVW K3, K4
+ifull:
+	VMOVUPS.Z (SI), K4, Z4
+	TESTQ R8, R8
+	JZ inr
+	VMOVUPS.Z (R10), K4, Z6
+	PASSPOS(Z6, Z4, Z7, Z30)
+inr:
+	VMOVUPS.Z (R9), K4, Z5
+	VMULPS Z4, Z28, Z4
+	VSUBPS Z31, Z5, Z5
+	VMULPS Z5, Z29, Z5
+	VADDPS Z5, Z4, Z4
+	VADDPS Z27, Z4, Z4
+	TESTQ R11, R11
+	JNZ ist
+	VMOVUPS.Z (DI), K4, Z5
+	VADDPS Z4, Z5, Z4
+ist:
+	VMOVUPS Z4, K4, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, DI
+	TESTQ DX, DX
+	JNZ iloop
+	VZEROUPPER
+	RET

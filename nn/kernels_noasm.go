@@ -1,0 +1,25 @@
+//go:build !amd64 || purego
+
+package nn
+
+// useAVX512 is false: the Go loops of kernels.go are used.
+var useAVX512 = false
+
+// The assembly kernels exist on amd64 only; these are never called.
+
+func gatherS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int) {
+	panic("unreachable")
+}
+func scatterAddS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, mhi, mst int) {
+	panic("unreachable")
+}
+func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int) { panic("unreachable") }
+func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)  { panic("unreachable") }
+func affineAVX(y, x *float32, n int, a, b float32, relu bool)                { panic("unreachable") }
+func shiftedSumsAVX(x *float32, n int, s float32, out *float32)              { panic("unreachable") }
+func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32) {
+	panic("unreachable")
+}
+func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool) {
+	panic("unreachable")
+}
