@@ -265,52 +265,56 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	if b != nil {
 		bias = b.Value.Data
 	}
-	overGroups(func(_, grp int, par bool) {
-		i0, i1 := grp*G, min(n, (grp+1)*G)
-		nb := i1 - i0
-		col := getBuf(K * G * P)
-		defer putBuf(col)
-		c := lower(col, i0, i1, par)
-		if nb == 1 {
-			yi := Y[i0*outSz : i1*outSz]
-			beta := float32(0)
-			if bias != nil {
-				for oc, bv := range bias {
-					fill(yi[oc*P:(oc+1)*P], bv)
+	if g.panelConv(n) {
+		panelConvForward(g, n, o, X, W, Y, bias, ep)
+	} else {
+		overGroups(func(_, grp int, par bool) {
+			i0, i1 := grp*G, min(n, (grp+1)*G)
+			nb := i1 - i0
+			col := getBuf(K * G * P)
+			defer putBuf(col)
+			c := lower(col, i0, i1, par)
+			if nb == 1 {
+				yi := Y[i0*outSz : i1*outSz]
+				beta := float32(0)
+				if bias != nil {
+					for oc, bv := range bias {
+						fill(yi[oc*P:(oc+1)*P], bv)
+					}
+					beta = 1
 				}
-				beta = 1
+				gemm(par)(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
+				if ep != nil {
+					for oc := 0; oc < o; oc++ {
+						ep.apply(yi[oc*P:(oc+1)*P], oc)
+					}
+				}
+				return
 			}
-			gemm(par)(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
-			if ep != nil {
+			tmp := getBuf(o * G * P)
+			defer putBuf(tmp)
+			gemm(par)(false, false, o, nb*P, K, 1, W, K, c, nb*P, 0, tmp, nb*P)
+			for j := 0; j < nb; j++ { // scatter [o, j, p] -> [j, o, p]
+				yi := Y[(i0+j)*outSz : (i0+j+1)*outSz]
 				for oc := 0; oc < o; oc++ {
-					ep.apply(yi[oc*P:(oc+1)*P], oc)
+					src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
+					dst := yi[oc*P : (oc+1)*P]
+					if bias == nil {
+						copy(dst, src)
+						continue
+					}
+					for q, v := range src {
+						dst[q] = v + bias[oc]
+					}
+				}
+				if ep != nil {
+					for oc := 0; oc < o; oc++ {
+						ep.apply(yi[oc*P:(oc+1)*P], oc)
+					}
 				}
 			}
-			return
-		}
-		tmp := getBuf(o * G * P)
-		defer putBuf(tmp)
-		gemm(par)(false, false, o, nb*P, K, 1, W, K, c, nb*P, 0, tmp, nb*P)
-		for j := 0; j < nb; j++ { // scatter [o, j, p] -> [j, o, p]
-			yi := Y[(i0+j)*outSz : (i0+j+1)*outSz]
-			for oc := 0; oc < o; oc++ {
-				src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
-				dst := yi[oc*P : (oc+1)*P]
-				if bias == nil {
-					copy(dst, src)
-					continue
-				}
-				for q, v := range src {
-					dst[q] = v + bias[oc]
-				}
-			}
-			if ep != nil {
-				for oc := 0; oc < o; oc++ {
-					ep.apply(yi[oc*P:(oc+1)*P], oc)
-				}
-			}
-		}
-	})
+		})
+	}
 	v := newVar(out, x, w, b)
 	if ep != nil && v.requiresGrad {
 		panic("nn: conv2d epilogue in a recorded graph")

@@ -169,22 +169,49 @@ func planewise(x *Var, out *tensor.Tensor, planes int, fwd func(p int), bwd func
 	return v
 }
 
-// A small pool of float32 scratch buffers (im2col matrices, per-worker
-// partial gradients), so steady-state training does not allocate them anew.
-var bufPool sync.Map // size -> *sync.Pool
+// A pool of float32 buffers by length (im2col matrices, per-worker partial
+// gradients, op outputs, gradients of intermediate results), so steady-state
+// training reuses memory instead of allocating and zeroing it anew. Unlike a
+// sync.Pool it is not emptied by each garbage collection (which, with the
+// large buffers of a training step, ran every few steps and made most
+// requests allocate); it keeps at most maxPooled bytes.
+var bufPool struct {
+	sync.Mutex
+	free  map[int][][]float32
+	bytes int
+}
+
+const maxPooled = 256 << 20
 
 func getBuf(n int) []float32 {
-	p, ok := bufPool.Load(n)
-	if !ok {
-		p, _ = bufPool.LoadOrStore(n, &sync.Pool{New: func() any { s := make([]float32, n); return &s }})
+	bufPool.Lock()
+	if l := bufPool.free[n]; len(l) > 0 {
+		s := l[len(l)-1]
+		l[len(l)-1] = nil
+		bufPool.free[n] = l[:len(l)-1]
+		bufPool.bytes -= 4 * n
+		bufPool.Unlock()
+		return s
 	}
-	return *(p.(*sync.Pool).Get().(*[]float32))
+	bufPool.Unlock()
+	return make([]float32, n)
 }
 
 func putBuf(s []float32) {
-	if p, ok := bufPool.Load(len(s)); ok {
-		p.(*sync.Pool).Put(&s)
+	n := len(s)
+	if n == 0 {
+		return
 	}
+	bufPool.Lock()
+	defer bufPool.Unlock()
+	if bufPool.bytes+4*n > maxPooled {
+		return
+	}
+	if bufPool.free == nil {
+		bufPool.free = map[int][][]float32{}
+	}
+	bufPool.free[n] = append(bufPool.free[n], s[:n:n])
+	bufPool.bytes += 4 * n
 }
 
 // newUninit returns a tensor whose contents are undefined (a recycled

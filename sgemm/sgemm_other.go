@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package sgemm
+
+// haveKernel is false: there are no assembly micro-kernels in this build.
+var haveKernel = false
+
+func kernel12x32(k int, a, b, c *float32, ldc int, accumulate bool) { panic("unreachable") }
+func kernel8x32(k int, a, b, c *float32, ldc int, accumulate bool)  { panic("unreachable") }

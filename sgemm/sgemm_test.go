@@ -1,0 +1,126 @@
+package sgemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naive is the reference product in float64.
+func naive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float32 {
+	out := append([]float32(nil), c...)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			v := float64(alpha) * s
+			if beta != 0 {
+				v += float64(beta) * float64(c[i*ldc+j])
+			}
+			out[i*ldc+j] = float32(v)
+		}
+	}
+	return out
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// TestGemm compares the packed product with a float64 reference over all
+// transpose combinations, edge tiles in every dimension, several k blocks,
+// padded leading dimensions, alpha and beta.
+func TestGemm(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 micro-kernel here")
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	shapes := [][3]int{{1, 1, 1}, {12, 32, 1}, {13, 33, 7}, {11, 31, 300}, {64, 1024, 288}, {25, 70, 513}, {130, 40, 64}, {7, 1600, 5}}
+	for _, sh := range shapes {
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, -2}} {
+				m, n, k := sh[0], sh[1], sh[2]
+				name := fmt.Sprintf("%dx%dx%d/tA=%v,tB=%v/alpha=%v,beta=%v", m, n, k, tr[0], tr[1], ab[0], ab[1])
+				lda, ldb, ldc := k+3, n+1, n+5
+				if tr[0] {
+					lda = m + 2
+				}
+				if tr[1] {
+					ldb = k + 4
+				}
+				ar, br := m, k
+				if tr[0] {
+					ar = k
+				}
+				if tr[1] {
+					br = n
+				}
+				a, b, c := randSlice(r, ar*lda), randSlice(r, br*ldb), randSlice(r, m*ldc)
+				want := naive(tr[0], tr[1], m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+				Gemm(tr[0], tr[1], m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+				for i := range c {
+					tol := 1e-5 * math.Sqrt(float64(k)) * (1 + math.Abs(float64(want[i])))
+					if math.Abs(float64(c[i]-want[i])) > tol {
+						t.Fatalf("%s: c[%d] = %v, want %v", name, i, c[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPackedMul checks PackA + Mul (B supplied by a packer, here packB of
+// a stored matrix) against the reference, with column alignments that
+// change the block boundaries.
+func TestPackedMul(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 micro-kernel here")
+	}
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, sh := range [][3]int{{1, 1, 1}, {64, 1024, 288}, {32, 4096, 27}, {13, 45, 1100}, {256, 64, 1152}, {150, 3000, 40}} {
+		for _, align := range []int{1, 24, 64, 256} {
+			for _, beta := range []float32{0, 1} {
+				m, n, k := sh[0], sh[1], sh[2]
+				for _, transA := range []bool{false, true} {
+					lda := k + 1
+					ar := m
+					if transA {
+						lda, ar = m+2, k
+					}
+					a, b, c := randSlice(r, ar*lda), randSlice(r, k*n), randSlice(r, m*n)
+					want := naive(transA, false, m, n, k, 0.5, a, lda, b, n, beta, c, n)
+					pa := PackA(transA, m, k, 0.5, a, lda)
+					pa.Mul(n, align, func(dst []float32, pc, jc, kb, nb int) {
+						if jc%align != 0 {
+							t.Fatalf("block at column %d, not a multiple of %d", jc, align)
+						}
+						packB(dst, false, b, n, pc, jc, kb, nb)
+					}, beta, c, n)
+					for i := range c {
+						if math.Abs(float64(c[i]-want[i])) > 1e-5*math.Sqrt(float64(k))*(1+math.Abs(float64(want[i]))) {
+							t.Fatalf("%v align %d beta %v transA %v: c[%d] = %v, want %v", sh, align, beta, transA, i, c[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
