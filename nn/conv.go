@@ -68,6 +68,35 @@ func (g convGeom) gatherTable() []int32 {
 
 var gatherTables sync.Map // convGeom -> []int32
 
+// groupTable is gatherTable for nb images lowered side by side (rows of
+// nb·P columns, image j's input nb·c·h·w values after the first's).
+func (g convGeom) groupTable(nb int) []int32 {
+	type key struct {
+		g  convGeom
+		nb int
+	}
+	if t, ok := groupTables.Load(key{g, nb}); ok {
+		return t.([]int32)
+	}
+	one := g.gatherTable()
+	K, P, in := g.rows(), g.cols(), int32(g.c*g.h*g.w)
+	t := make([]int32, K*nb*P)
+	for r := 0; r < K; r++ {
+		for j := 0; j < nb; j++ {
+			for q, off := range one[r*P : (r+1)*P] {
+				if off >= 0 {
+					off += int32(j) * in
+				}
+				t[(r*nb+j)*P+q] = off
+			}
+		}
+	}
+	groupTables.Store(key{g, nb}, t)
+	return t
+}
+
+var groupTables sync.Map // {convGeom, nb} -> []int32
+
 // im2col writes the column matrix of image x [c,h,w] into col [c·kh·kw, oh·ow]
 // whose rows are ld apart: col[(ci,ki,kj)·ld + (oi,oj)] = x[ci, oi·s−p+ki, oj·s−p+kj]
 // (0 outside the image). Each row is a block of strided input rows
@@ -76,15 +105,13 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 	P := g.cols()
 	if g.ow < narrowWidth {
 		t := g.gatherTable()
+		x = x[:g.c*g.h*g.w] // the table's offsets are below this
+		if ld == P {
+			gatherIdx(col[:g.rows()*P], x, t)
+			return
+		}
 		for r := 0; r < g.rows(); r++ {
-			dst, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
-			for q, off := range idx {
-				if off >= 0 {
-					dst[q] = x[off]
-				} else {
-					dst[q] = 0
-				}
-			}
+			gatherIdx(col[r*ld:r*ld+P], x, t[r*P:(r+1)*P])
 		}
 		return
 	}
@@ -107,8 +134,12 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 				if jlo > 0 || jhi < g.ow { // at most pad columns on each side
 					for oi := ilo; oi < ihi; oi++ {
 						row := dst[oi*g.ow : (oi+1)*g.ow]
-						clear(row[:jlo])
-						clear(row[jhi:])
+						for j := range jlo {
+							row[j] = 0
+						}
+						for j := jhi; j < len(row); j++ {
+							row[j] = 0
+						}
 					}
 				}
 				src := plane[(ilo*g.stride-g.pad+ki)*g.w+jlo*g.stride-g.pad+kj:]
@@ -227,6 +258,19 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 		nb := i1 - i0
 		if nb == 1 && g.identity() {
 			return X[i0*inSz : (i0+1)*inSz]
+		}
+		if nb > 1 && g.ow < narrowWidth {
+			// Narrow outputs: one gather over the group's images.
+			t := g.groupTable(nb)
+			xs := X[i0*inSz : i1*inSz]
+			if par {
+				tensor.Parallel(K, 8, func(_, lo, hi int) {
+					gatherIdx(col[lo*nb*P:hi*nb*P], xs, t[lo*nb*P:hi*nb*P])
+				})
+			} else {
+				gatherIdx(col[:K*nb*P], xs, t)
+			}
+			return col[:K*nb*P]
 		}
 		each := func(lo, hi int) {
 			for j := lo; j < hi; j++ {

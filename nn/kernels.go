@@ -259,3 +259,20 @@ func sqDev32(s []float32, mu float32) float64 {
 	_, q := shiftedSums(s, mu)
 	return q
 }
+
+// gatherIdx sets dst[q] = src[idx[q]], or 0 where idx[q] < 0; every index
+// must be below len(src).
+func gatherIdx(dst, src []float32, idx []int32) {
+	idx = idx[:len(dst)]
+	if useAVX512 && len(dst) >= simdMin {
+		gatherIdxAVX(&dst[0], &src[0], &idx[0], len(dst))
+		return
+	}
+	for q, off := range idx {
+		if off >= 0 {
+			dst[q] = src[off]
+		} else {
+			dst[q] = 0
+		}
+	}
+}

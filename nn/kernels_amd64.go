@@ -36,3 +36,6 @@ func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32
 
 //go:noescape
 func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool)
+
+//go:noescape
+func gatherIdxAVX(dst, src *float32, idx *int32, n int)

@@ -454,3 +454,41 @@ ist:
 	JNZ iloop
 	VZEROUPPER
 	RET
+
+// func gatherIdxAVX(dst, src *float32, idx *int32, n int)
+// dst[q] = src[idx[q]], or 0 where idx[q] < 0.
+TEXT ·gatherIdxAVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ idx+16(FP), R8
+	MOVQ n+24(FP), BX
+	MOVQ BX, CX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K3
+	SHRQ $4, BX
+	TESTQ BX, BX
+	JLE xtail
+xloop:
+	VMOVDQU32 (R8), Z1
+	VPMOVD2M Z1, K1
+	KNOTW K1, K1
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, R8
+	ADDQ $64, DI
+	DECQ BX
+	JNZ xloop
+xtail:
+	VMOVDQU32.Z (R8), K3, Z1
+	VPMOVD2M Z1, K1
+	KNOTW K1, K1
+	KANDW K3, K1, K1
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, K3, (DI)
+	VZEROUPPER
+	RET

@@ -23,3 +23,5 @@ func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32
 func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool) {
 	panic("unreachable")
 }
+
+func gatherIdxAVX(dst, src *float32, idx *int32, n int) { panic("unreachable") }

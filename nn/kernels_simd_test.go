@@ -62,6 +62,17 @@ func TestKernelsAgree(t *testing.T) {
 				sameBits(t, "bnGradInput", n, a, b)
 			}
 		}
+		idx := make([]int32, n)
+		for i := range idx {
+			idx[i] = int32(r.IntN(n+3)) - 3 // some padding (−1…−3)
+		}
+		a, b := make([]float32, n), make([]float32, n)
+		saved := useAVX512
+		useAVX512 = false
+		gatherIdx(a, x, idx)
+		useAVX512 = saved
+		gatherIdx(b, x, idx)
+		sameBits(t, "gatherIdx", n, a, b)
 		s1, q1 := shiftedSumsGo(x, 0.5)
 		s2, q2 := shiftedSums(x, 0.5)
 		near(t, "shiftedSums", n, s1, s2)

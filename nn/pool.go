@@ -22,10 +22,38 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	planes, h, w := xs[0]*xs[1], xs[2], xs[3]
 	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
 	out := newUninit(xs[0], xs[1], oh, ow)
-	arg := make([]int32, out.Size()) // index within the plane of each maximum
 	X, Y := x.Value.Data, out.Data
+	// Forward: the window maxima, separably (across columns, then rows)
+	// and without branches; max propagates NaN like the scan below.
+	// Backward: the gradient goes to the first maximum (or NaN) of each
+	// window in row-major order, found again from x.
 	return planewise(x, out, planes, func(p int) {
-		xp := X[p*h*w : (p+1)*h*w]
+		xp, yp := X[p*h*w:(p+1)*h*w], Y[p*oh*ow:(p+1)*oh*ow]
+		hm := getBuf(h * ow)
+		defer putBuf(hm)
+		for i := 0; i < h; i++ {
+			row, hr := xp[i*w:(i+1)*w], hm[i*ow:(i+1)*ow]
+			for oj := range hr {
+				j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
+				m := row[j0]
+				for _, v := range row[j0+1 : j1] {
+					m = max(m, v)
+				}
+				hr[oj] = m
+			}
+		}
+		for oi := 0; oi < oh; oi++ {
+			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
+			yr := yp[oi*ow : (oi+1)*ow]
+			copy(yr, hm[i0*ow:(i0+1)*ow])
+			for ii := i0 + 1; ii < i1; ii++ {
+				for oj, v := range hm[ii*ow : (ii+1)*ow] {
+					yr[oj] = max(yr[oj], v)
+				}
+			}
+		}
+	}, func(p int, G, gx []float32) {
+		xp, gp := X[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w]
 		for oi := 0; oi < oh; oi++ {
 			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
 			for oj := 0; oj < ow; oj++ {
@@ -39,13 +67,8 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 						}
 					}
 				}
-				o := p*oh*ow + oi*ow + oj
-				Y[o], arg[o] = best, int32(bi)
+				gp[bi] += G[p*oh*ow+oi*ow+oj]
 			}
-		}
-	}, func(p int, G, gx []float32) {
-		for o := p * oh * ow; o < (p+1)*oh*ow; o++ {
-			gx[p*h*w+int(arg[o])] += G[o]
 		}
 	})
 }
