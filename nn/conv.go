@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/spotfuse/spotfuse/sgemm"
 	"github.com/spotfuse/spotfuse/tensor"
 )
 
@@ -201,6 +202,18 @@ func validRange(n, size, stride, shift int) (int, int) {
 	}
 	return min(lo, n), min(hi, n)
 }
+
+// dotWeightGrad reports whether the weight gradient dY·colᵀ of a
+// convolution with o output channels and K = c·kh·kw goes through
+// sgemm.DotNT: BLAS runs a product only K (27 for a first layer on RGB)
+// columns wide at ~13 GFLOP/s; with DotNT conv4's training step measured
+// 1.02–1.11× faster.
+func dotWeightGrad(o, K int) bool {
+	return useDotNT && sgemm.Available() && o >= 4 && K >= 4 && K <= 64
+}
+
+// useDotNT enables dotWeightGrad (tests compare both paths).
+var useDotNT = true
 
 // minGemmCols is the smallest GEMM width worth one call: convolutions with
 // small outputs (deep layers) lower several images side by side.
@@ -402,7 +415,11 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					col := getBuf(K * G * P)
 					defer putBuf(col)
 					c := lower(col, i0, i1, par)
-					gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[wk], K)
+					if !par && dotWeightGrad(o, K) {
+						sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[wk], K)
+					} else {
+						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[wk], K)
+					}
 				}
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
 					if nb == 1 && g.identity() {

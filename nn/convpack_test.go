@@ -54,3 +54,27 @@ func TestPanelConvMatchesIm2col(t *testing.T) {
 		}
 	}
 }
+
+// TestDotWeightGrad compares the weight gradient of a first-layer
+// convolution (K = 27) through sgemm.DotNT with the BLAS path.
+func TestDotWeightGrad(t *testing.T) {
+	defer func(v bool) { useDotNT = v }(useDotNT)
+	r := rand.New(rand.NewPCG(8, 8))
+	xt, wt := randT(r, 3, 3, 20, 20), randT(r, 8, 3, 3, 3)
+	grads := [2][]float32{}
+	for i, on := range []bool{false, true} {
+		useDotNT = on
+		if on && !dotWeightGrad(8, 27) {
+			t.Skip("no DotNT on this machine")
+		}
+		w := Param(wt.Clone())
+		y := Conv2d(Const(xt), w, nil, 1, 1)
+		Mean(Mul(y, y)).Backward()
+		grads[i] = w.Grad.Data
+	}
+	for j := range grads[0] {
+		if math.Abs(float64(grads[0][j]-grads[1][j])) > 1e-4*(1+math.Abs(float64(grads[0][j]))) {
+			t.Fatalf("dW[%d] = %v with DotNT, %v with BLAS", j, grads[1][j], grads[0][j])
+		}
+	}
+}

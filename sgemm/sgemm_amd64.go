@@ -19,3 +19,6 @@ func kernel12x32(k int, a, b, c *float32, ldc int, accumulate bool)
 
 //go:noescape
 func kernel8x32(k int, a, b, c *float32, ldc int, accumulate bool)
+
+//go:noescape
+func dotNT4x4(k int, a *float32, lda int, b *float32, ldb int, out *float32)

@@ -7,3 +7,5 @@ var haveKernel = false
 
 func kernel12x32(k int, a, b, c *float32, ldc int, accumulate bool) { panic("unreachable") }
 func kernel8x32(k int, a, b, c *float32, ldc int, accumulate bool)  { panic("unreachable") }
+
+func dotNT4x4(k int, a *float32, lda int, b *float32, ldb int, out *float32) { panic("unreachable") }

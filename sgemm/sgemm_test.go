@@ -124,3 +124,24 @@ func TestPackedMul(t *testing.T) {
 		}
 	}
 }
+
+// TestDotNT compares DotNT with the reference on shapes with edge blocks
+// in both dimensions and k around the 16-lane chunks.
+func TestDotNT(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 micro-kernel here")
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, sh := range [][3]int{{4, 4, 1}, {4, 4, 16}, {5, 7, 17}, {32, 27, 4096}, {13, 6, 100}, {64, 31, 33}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		lda, ldb, ldc := k+3, k+1, n+2
+		a, b, c := randSlice(r, m*lda), randSlice(r, n*ldb), randSlice(r, m*ldc)
+		want := naive(false, true, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+		DotNT(m, n, k, a, lda, b, ldb, c, ldc)
+		for i := range c {
+			if math.Abs(float64(c[i]-want[i])) > 1e-5*math.Sqrt(float64(k))*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%v: c[%d] = %v, want %v", sh, i, c[i], want[i])
+			}
+		}
+	}
+}
