@@ -231,23 +231,24 @@ func packA(ap []float32, transA bool, a []float32, lda, ic, pc, mb, kb int, alph
 			clear(panel)
 		}
 		if transA { // op(A)[i, p] = a[p·lda + i]: h contiguous values per p
-			for p := 0; p < kb; p++ {
-				src := a[(pc+p)*lda+ic+ir : (pc+p)*lda+ic+ir+rows]
-				dst := panel[p*h : p*h+rows]
-				if alpha == 1 {
-					copy(dst, src)
-				} else {
-					for i, v := range src {
-						dst[i] = alpha * v
-					}
+			_ = a[(pc+kb-1)*lda+ic+ir+rows-1]
+			copyBlock(&panel[0], h, &a[pc*lda+ic+ir], lda, kb, rows)
+		} else { // op(A)[i, p] = a[i·lda + p]: 16×16 transposes
+			_ = a[(ic+ir+rows-1)*lda+pc+kb-1]
+			p := 0
+			for ; p+16 <= kb; p += 16 {
+				transpose16(&panel[p*h], h, &a[(ic+ir)*lda+pc+p], lda, rows, 1<<h-1)
+			}
+			for i := 0; i < rows; i++ {
+				src := a[(ic+ir+i)*lda+pc+p : (ic+ir+i)*lda+pc+kb]
+				for q, v := range src {
+					panel[(p+q)*h+i] = v
 				}
 			}
-		} else {
-			for i := 0; i < rows; i++ { // op(A)[i, p] = a[i·lda + p]
-				src := a[(ic+ir+i)*lda+pc : (ic+ir+i)*lda+pc+kb]
-				for p, v := range src {
-					panel[p*h+i] = alpha * v
-				}
+		}
+		if alpha != 1 {
+			for i := range panel {
+				panel[i] *= alpha
 			}
 		}
 		ir += h
@@ -261,22 +262,27 @@ func packB(bp []float32, transB bool, b []float32, ldb, pc, jc, kb, nb int) {
 	if last := nb / nr * nr; last < nb {
 		clear(bp[last*kb : (last+nr)*kb])
 	}
-	if !transB { // op(B)[p, j] = b[p·ldb + j]: rows read in order
-		for p := 0; p < kb; p++ {
-			row := b[(pc+p)*ldb+jc : (pc+p)*ldb+jc+nb]
-			for jr := 0; jr < nb; jr += nr {
-				cols := min(nr, nb-jr)
-				copy(bp[jr*kb+p*nr:jr*kb+p*nr+cols], row[jr:jr+cols])
+	for jr := 0; jr < nb; jr += nr {
+		cols := min(nr, nb-jr)
+		panel := bp[jr*kb : (jr+nr)*kb]
+		if !transB { // op(B)[p, j] = b[p·ldb + j]: nr contiguous values per p
+			_ = b[(pc+kb-1)*ldb+jc+jr+cols-1]
+			copyBlock(&panel[0], nr, &b[pc*ldb+jc+jr], ldb, kb, cols)
+			continue
+		}
+		// op(B)[p, j] = b[j·ldb + p]: 16×16 transposes, two per 16 values of p
+		_ = b[(jc+jr+cols-1)*ldb+pc+kb-1]
+		p := 0
+		for ; p+16 <= kb; p += 16 {
+			for half := 0; half < nr && half < cols; half += 16 {
+				transpose16(&panel[p*nr+half], nr, &b[(jc+jr+half)*ldb+pc+p], ldb, min(16, cols-half), 0xFFFF)
 			}
 		}
-		return
-	}
-	for j := 0; j < nb; j++ { // op(B)[p, j] = b[j·ldb + p]
-		src := b[(jc+j)*ldb+pc : (jc+j)*ldb+pc+kb]
-		panel := bp[(j/nr*nr)*kb:]
-		jj := j % nr
-		for p, v := range src {
-			panel[p*nr+jj] = v
+		for j := 0; j < cols; j++ {
+			src := b[(jc+jr+j)*ldb+pc+p : (jc+jr+j)*ldb+pc+kb]
+			for q, v := range src {
+				panel[(p+q)*nr+j] = v
+			}
 		}
 	}
 }

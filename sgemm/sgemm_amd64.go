@@ -22,3 +22,9 @@ func kernel8x32(k int, a, b, c *float32, ldc int, accumulate bool)
 
 //go:noescape
 func dotNT4x4(k int, a *float32, lda int, b *float32, ldb int, out *float32)
+
+//go:noescape
+func transpose16(dst *float32, ldd int, src *float32, lds, nrows, mask int)
+
+//go:noescape
+func copyBlock(dst *float32, ldd int, src *float32, lds, rows, n int)

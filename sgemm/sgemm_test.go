@@ -145,3 +145,42 @@ func TestDotNT(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose16 checks the 16×16 block transpose with short row counts
+// and store masks against the definition.
+func TestTranspose16(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 kernels here")
+	}
+	src := make([]float32, 16*20)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	for _, nrows := range []int{1, 5, 12, 16} {
+		for _, mask := range []int{0xFFFF, 0x0FFF, 0xFF} {
+			dst := make([]float32, 16*19+1)
+			for i := range dst {
+				dst[i] = -1
+			}
+			transpose16(&dst[0], 19, &src[0], 20, nrows, mask)
+			for c := 0; c < 19; c++ {
+				for r := 0; r < 19; r++ {
+					if c*19+r >= len(dst) {
+						continue
+					}
+					got := dst[c*19+r]
+					want := float32(-1)
+					if c < 16 && r < 16 && mask>>r&1 == 1 {
+						want = 0
+						if r < nrows {
+							want = src[r*20+c]
+						}
+					}
+					if got != want {
+						t.Fatalf("nrows %d mask %#x: dst[%d][%d] = %v, want %v", nrows, mask, c, r, got, want)
+					}
+				}
+			}
+		}
+	}
+}

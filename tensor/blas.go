@@ -1,6 +1,29 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/spotfuse/spotfuse/sgemm"
+)
+
+// product runs one GEMM on the calling goroutine: sgemm's AVX-512 kernels
+// when the CPU has them, else the compiled-in BLAS.
+func product(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if sgemm.Available() {
+		sgemm.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Backend names the code behind Gemm: "sgemm (AVX-512)" followed by the
+// compiled-in BLAS it falls back to, or that BLAS alone.
+func Backend() string {
+	if sgemm.Available() {
+		return "sgemm (AVX-512), fallback " + blasName()
+	}
+	return blasName()
+}
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
 // op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n and C is m×n; lda, ldb and ldc
@@ -20,7 +43,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		w = f
 	}
 	if w <= 1 {
-		gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		product(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if m >= n {
@@ -32,7 +55,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			} else {
 				as = a[lo*lda:]
 			}
-			gemm(transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
+			product(transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
 		})
 		return
 	}
@@ -44,7 +67,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		} else {
 			bs = b[lo:]
 		}
-		gemm(transA, transB, m, hi-lo, k, alpha, a, lda, bs, ldb, beta, c[lo:], ldc)
+		product(transA, transB, m, hi-lo, k, alpha, a, lda, bs, ldb, beta, c[lo:], ldc)
 	})
 }
 
@@ -55,7 +78,7 @@ func GemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 	if m == 0 || n == 0 {
 		return
 	}
-	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	product(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // checkGemm panics if a slice is too short for its matrix: the cgo backend

@@ -25,10 +25,8 @@ func init() {
 	C.blas_thread_shutdown_()
 }
 
-// Backend names the compiled-in BLAS: "openblas (<core>)" or "purego".
-func Backend() string {
-	return "openblas (" + openblasCore() + ")"
-}
+// blasName names the compiled-in BLAS.
+func blasName() string { return "openblas (" + openblasCore() + ")" }
 
 // openblasCore returns the name of the kernels OpenBLAS selected.
 func openblasCore() string { return C.GoString(C.openblas_get_corename()) }

@@ -7,8 +7,8 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// Backend names the compiled-in BLAS: "openblas (<core>)" or "purego".
-func Backend() string { return "purego (gonum)" }
+// blasName names the compiled-in BLAS.
+func blasName() string { return "purego (gonum)" }
 
 // openblasCore is "": there is no OpenBLAS in this build.
 func openblasCore() string { return "" }

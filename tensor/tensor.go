@@ -1,9 +1,13 @@
 // Package tensor holds spotfuse's dense float32 tensors and the BLAS seam.
 //
 // A Tensor is a contiguous row-major block of float32 with a shape; images
-// are NCHW. Matrix products go through Gemm, which is backed by OpenBLAS via
-// cgo (blas_cgo.go, the default) or by a pure-Go kernel (blas_purego.go, with
-// `-tags purego` or CGO_ENABLED=0). Backend reports which one is compiled in.
+// are NCHW. Matrix products go through Gemm. On CPUs with AVX-512 it runs
+// spotfuse's own kernels (package sgemm: faster than OpenBLAS on the shapes
+// of this project's models, measured in bench/RESULTS.md); otherwise it is
+// backed by OpenBLAS via cgo (blas_cgo.go, the default) or by gonum's pure-Go
+// code (blas_purego.go, with `-tags purego` or CGO_ENABLED=0). With
+// `-tags purego` the assembly kernels are left out too. Backend reports
+// which code runs; SPOTFUSE_NOSIMD=1 turns the AVX-512 kernels off.
 //
 // Threads: the process uses Threads() workers (default runtime.NumCPU(),
 // change with SetThreads). The BLAS library itself is kept single-threaded;
