@@ -433,6 +433,15 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					dcol := getBuf(K * G * P)
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
+					if nb > 1 && g.ow < narrowWidth {
+						// Narrow outputs: one scatter over the group's images.
+						gxs := gx[i0*inSz : i1*inSz]
+						if fresh {
+							clear(gxs)
+						}
+						scatterAddIdx(gxs, dcol, g.groupTable(nb), nb*P)
+						return
+					}
 					for j := 0; j < nb; j++ {
 						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, fresh)
 					}

@@ -276,3 +276,43 @@ func gatherIdx(dst, src []float32, idx []int32) {
 		}
 	}
 }
+
+// adamw applies one AdamW update to w with gradient g and moments m, v
+// (all the same length).
+func adamw(w, g, m, v []float32, decay, b1, b2, sqrtBC2, eps, stepSize float32) {
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+	if useAVX512 && len(w) >= simdMin {
+		adamwAVX(&w[0], &g[0], &m[0], &v[0], len(w), decay, b1, 1-b1, b2, 1-b2, sqrtBC2, eps, stepSize)
+		return
+	}
+	adamwGo(w, g, m, v, decay, b1, b2, sqrtBC2, eps, stepSize)
+}
+
+// adamwGo is adamw's Go loop.
+func adamwGo(w, g, m, v []float32, decay, b1, b2, sqrtBC2, eps, stepSize float32) {
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+	for i := range w {
+		w[i] *= decay
+		m[i] = b1*m[i] + (1-b1)*g[i]
+		v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
+		denom := float32(math.Sqrt(float64(v[i])))/sqrtBC2 + eps
+		w[i] -= stepSize * m[i] / denom
+	}
+}
+
+// scatterAddIdx adds src[q] to dst[idx[q]] where idx[q] >= 0, for rows of
+// rowLen values (len(src) = len(idx) = rows·rowLen); the indices within a
+// row must be distinct and below len(dst).
+func scatterAddIdx(dst, src []float32, idx []int32, rowLen int) {
+	rows := len(idx) / rowLen
+	src = src[:len(idx)]
+	if useAVX512 && rows > 0 {
+		scatterAddIdxAVX(&dst[0], &src[0], &idx[0], rows, rowLen)
+		return
+	}
+	for q, off := range idx {
+		if off >= 0 {
+			dst[off] += src[q]
+		}
+	}
+}

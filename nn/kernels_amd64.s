@@ -492,3 +492,109 @@ xtail:
 	VMOVUPS Z0, K3, (DI)
 	VZEROUPPER
 	RET
+
+// func adamwAVX(w, grad, m, v *float32, n int, decay, b1, omb1, b2, omb2, sqrtBC2, eps, stepSize float32)
+// One AdamW update, in the order of operations of AdamW.Step's Go loop.
+TEXT ·adamwAVX(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ m+16(FP), R8
+	MOVQ v+24(FP), R9
+	MOVQ n+32(FP), BX
+	VBROADCASTSS decay+40(FP), Z24
+	VBROADCASTSS b1+44(FP), Z25
+	VBROADCASTSS omb1+48(FP), Z26
+	VBROADCASTSS b2+52(FP), Z27
+	VBROADCASTSS omb2+56(FP), Z28
+	VBROADCASTSS sqrtBC2+60(FP), Z29
+	VBROADCASTSS eps+64(FP), Z30
+	VBROADCASTSS stepSize+68(FP), Z31
+	TAILMASK(BX, DX, K3)
+	KXNORW K4, K4, K4
+	INCQ DX
+aloop:
+	DECQ DX
+	JNZ afull
+	KMOVW K3, K4
+afull:
+	VMOVUPS.Z (DI), K4, Z0
+	VMOVUPS.Z (SI), K4, Z1
+	VMOVUPS.Z (R8), K4, Z2
+	VMOVUPS.Z (R9), K4, Z3
+	VMULPS Z24, Z0, Z0
+	VMULPS Z25, Z2, Z2
+	VMULPS Z26, Z1, Z4
+	VADDPS Z4, Z2, Z2
+	VMULPS Z27, Z3, Z3
+	VMULPS Z28, Z1, Z5
+	VMULPS Z1, Z5, Z5
+	VADDPS Z5, Z3, Z3
+	VSQRTPS Z3, Z6
+	VDIVPS Z29, Z6, Z6
+	VADDPS Z30, Z6, Z6
+	VMULPS Z2, Z31, Z7
+	VDIVPS Z6, Z7, Z7
+	VSUBPS Z7, Z0, Z0
+	VMOVUPS Z0, K4, (DI)
+	VMOVUPS Z2, K4, (R8)
+	VMOVUPS Z3, K4, (R9)
+	ADDQ $64, DI
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	TESTQ DX, DX
+	JNZ aloop
+	VZEROUPPER
+	RET
+
+// SCATTERCHUNK adds the 16 (or mask k) values at SI into dst (DI) at the
+// indices at R8, skipping negative indices.
+#define SCATTERCHUNK(k) \
+	VMOVDQU32.Z (R8), k, Z1 \
+	VMOVUPS.Z (SI), k, Z2 \
+	VPMOVD2M Z1, K1 \
+	KANDNW k, K1, K1 \
+	KMOVW K1, K2 \
+	VPXORD Z0, Z0, Z0 \
+	VGATHERDPS (DI)(Z1*4), K1, Z0 \
+	VADDPS Z2, Z0, Z0 \
+	VSCATTERDPS Z0, K2, (DI)(Z1*4)
+
+// func scatterAddIdxAVX(dst, src *float32, idx *int32, rows, rowLen int)
+// dst[idx[q]] += src[q] where idx[q] >= 0, row by row (the indices within
+// one row must be distinct; different rows may share them).
+TEXT ·scatterAddIdxAVX(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ idx+16(FP), R8
+	MOVQ rows+24(FP), R9
+	MOVQ rowLen+32(FP), BX
+	TAILMASK(BX, R10, K3)
+	MOVQ BX, R11
+	ANDQ $15, R11
+	SHLQ $2, R11
+	KXNORW K4, K4, K4
+	TESTQ R9, R9
+	JLE sidone
+sirow:
+	MOVQ R10, DX
+	TESTQ DX, DX
+	JLE sitail
+sichunk:
+	SCATTERCHUNK(K4)
+	ADDQ $64, R8
+	ADDQ $64, SI
+	DECQ DX
+	JNZ sichunk
+sitail:
+	TESTQ R11, R11
+	JZ sinext
+	SCATTERCHUNK(K3)
+	ADDQ R11, R8
+	ADDQ R11, SI
+sinext:
+	DECQ R9
+	JNZ sirow
+sidone:
+	VZEROUPPER
+	RET

@@ -25,3 +25,9 @@ func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fre
 }
 
 func gatherIdxAVX(dst, src *float32, idx *int32, n int) { panic("unreachable") }
+
+func adamwAVX(w, grad, m, v *float32, n int, decay, b1, omb1, b2, omb2, sqrtBC2, eps, stepSize float32) {
+	panic("unreachable")
+}
+
+func scatterAddIdxAVX(dst, src *float32, idx *int32, rows, rowLen int) { panic("unreachable") }

@@ -73,6 +73,39 @@ func TestKernelsAgree(t *testing.T) {
 		useAVX512 = saved
 		gatherIdx(b, x, idx)
 		sameBits(t, "gatherIdx", n, a, b)
+		{ // AdamW: bit-identical to the Go loop
+			w1, m1, v1 := append([]float32(nil), x...), append([]float32(nil), y...), append([]float32(nil), y...)
+			for i := range v1 {
+				v1[i] *= v1[i]
+			}
+			w2, m2, v2 := append([]float32(nil), w1...), append([]float32(nil), m1...), append([]float32(nil), v1...)
+			adamwGo(w1, dy, m1, v1, 0.999, 0.9, 0.999, 0.3, 1e-8, 0.01)
+			adamw(w2, dy, m2, v2, 0.999, 0.9, 0.999, 0.3, 1e-8, 0.01)
+			sameBits(t, "adamw w", n, w1, w2)
+			sameBits(t, "adamw m", n, m1, m2)
+			sameBits(t, "adamw v", n, v1, v2)
+		}
+		{ // scatter-add over rows of distinct indices (some negative)
+			rowLen := 1 + n%21
+			rows := n / rowLen
+			sidx := make([]int32, rows*rowLen)
+			for r := 0; r < rows; r++ {
+				perm := rand.New(rand.NewPCG(uint64(r), 1)).Perm(n)
+				for q := 0; q < rowLen; q++ {
+					sidx[r*rowLen+q] = int32(perm[q])
+					if q%5 == 4 {
+						sidx[r*rowLen+q] = -1
+					}
+				}
+			}
+			a, b := append([]float32(nil), y...), append([]float32(nil), y...)
+			saved := useAVX512
+			useAVX512 = false
+			scatterAddIdx(a, x, sidx, rowLen)
+			useAVX512 = saved
+			scatterAddIdx(b, x, sidx, rowLen)
+			sameBits(t, "scatterAddIdx", n, a, b)
+		}
 		s1, q1 := shiftedSumsGo(x, 0.5)
 		s2, q2 := shiftedSums(x, 0.5)
 		near(t, "shiftedSums", n, s1, s2)

@@ -41,13 +41,7 @@ func (o *AdamW) Step(params []*Var) {
 		}
 		w, g, m, v := p.Value.Data, p.Grad.Data, st[0], st[1]
 		parallelFor(len(w), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				w[i] *= decay
-				m[i] = b1*m[i] + (1-b1)*g[i]
-				v[i] = b2*v[i] + (1-b2)*g[i]*g[i]
-				denom := float32(math.Sqrt(float64(v[i])))/sqrtBC2 + eps
-				w[i] -= stepSize * m[i] / denom
-			}
+			adamw(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay, b1, b2, sqrtBC2, eps, stepSize)
 		})
 	}
 }

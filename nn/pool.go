@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/spotfuse/spotfuse/tensor"
@@ -53,17 +52,18 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 			}
 		}
 	}, func(p int, G, gx []float32) {
-		xp, gp := X[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w]
+		xp, gp, yp := X[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w], Y[p*oh*ow:(p+1)*oh*ow]
 		for oi := 0; oi < oh; oi++ {
 			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
 			for oj := 0; oj < ow; oj++ {
 				j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
-				best, bi := float32(math.Inf(-1)), i0*w+j0
-				for ii := i0; ii < i1; ii++ {
-					for jj := j0; jj < j1; jj++ {
-						idx := ii*w + jj
-						if v := xp[idx]; v > best || (v != v && best == best) {
-							best, bi = v, idx
+				// The first position holding the maximum y (or a NaN), by a
+				// backward scan of conditional moves.
+				y, bi := yp[oi*ow+oj], i0*w+j0
+				for ii := i1 - 1; ii >= i0; ii-- {
+					for jj := j1 - 1; jj >= j0; jj-- {
+						if v := xp[ii*w+jj]; v == y || v != v {
+							bi = ii*w + jj
 						}
 					}
 				}
