@@ -325,6 +325,20 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	if g.panelConv(n) {
 		panelConvForward(g, n, o, X, W, Y, bias, ep)
 	} else {
+		// With serial groups, the weights are packed for sgemm once.
+		var pw *sgemm.PackedA
+		if sgemm.Available() && groups >= tensor.Threads() {
+			pw = sgemm.PackA(false, o, K, 1, W, K)
+		}
+		gemmW := func(par bool, cols int, c []float32, beta float32, y []float32) {
+			if pw != nil && !par {
+				pw.Mul(cols, 1, func(dst []float32, pc, jc, kb, nb int) {
+					sgemm.PackRows(dst, c, cols, pc, jc, kb, nb)
+				}, beta, y, cols)
+				return
+			}
+			gemm(par)(false, false, o, cols, K, 1, W, K, c, cols, beta, y, cols)
+		}
 		overGroups(func(_, grp int, par bool) {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0
@@ -340,7 +354,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					}
 					beta = 1
 				}
-				gemm(par)(false, false, o, P, K, 1, W, K, c, P, beta, yi, P)
+				gemmW(par, P, c, beta, yi)
 				if ep != nil {
 					for oc := 0; oc < o; oc++ {
 						ep.apply(yi[oc*P:(oc+1)*P], oc)
@@ -350,7 +364,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			}
 			tmp := getBuf(o * G * P)
 			defer putBuf(tmp)
-			gemm(par)(false, false, o, nb*P, K, 1, W, K, c, nb*P, 0, tmp, nb*P)
+			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
 			for j := 0; j < nb; j++ { // scatter [o, j, p] -> [j, o, p]
 				yi := Y[(i0+j)*outSz : (i0+j+1)*outSz]
 				for oc := 0; oc < o; oc++ {

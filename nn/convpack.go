@@ -109,30 +109,79 @@ func ceilDiv(a, b int) int {
 }
 
 // panelConvForward computes y = conv(x, w) (+ bias, then the epilogue) for
-// all n images through sgemm, one image per worker at a time.
+// all n images through sgemm: groups of images whose output maps together
+// fill minGemmCols columns (one image when its map is that large), one
+// group per worker at a time.
 func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogue) {
 	K, P := g.rows(), g.cols()
 	inSz, outSz := g.c*g.h*g.w, o*P
+	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group
+	if G > 1 && P%32 != 0 {
+		G = 1 // a panel must not straddle two images
+	}
+	groups := (n + G - 1) / G
 	pa := sgemm.PackA(false, o, K, 1, W, K)
 	align := g.panelAlign()
-	tensor.Parallel(n, 1, func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xi, yi := X[i*inSz:(i+1)*inSz], Y[i*outSz:(i+1)*outSz]
-			beta := float32(0)
-			if bias != nil {
-				for oc, bv := range bias {
-					fill(yi[oc*P:(oc+1)*P], bv)
-				}
-				beta = 1
-			}
-			pa.Mul(P, align, func(dst []float32, pc, jc, kb, nb int) {
-				g.packPanels(dst, xi, pc, jc, kb, nb)
-			}, beta, yi, P)
-			if ep != nil {
-				for oc := 0; oc < o; oc++ {
-					ep.apply(yi[oc*P:(oc+1)*P], oc)
+	if G > 1 {
+		align = P
+	}
+	tensor.Parallel(groups, 1, func(_, lo, hi int) {
+		for grp := lo; grp < hi; grp++ {
+			i0, i1 := grp*G, min(n, (grp+1)*G)
+			nb := i1 - i0
+			pack := func(dst []float32, pc, jc, kb, cols int) {
+				// Columns [jc, jc+cols) of the group: whole images (align).
+				for j := jc / P; j < (jc+cols)/P; j++ {
+					xi := X[(i0+j)*inSz : (i0+j+1)*inSz]
+					g.packPanels(dst[(j*P-jc)*kb:], xi, pc, 0, kb, P)
 				}
 			}
+			if nb == 1 {
+				yi := Y[i0*outSz : i1*outSz]
+				beta := float32(0)
+				if bias != nil {
+					for oc, bv := range bias {
+						fill(yi[oc*P:(oc+1)*P], bv)
+					}
+					beta = 1
+				}
+				xi := X[i0*inSz : i1*inSz]
+				pa.Mul(P, align, func(dst []float32, pc, jc, kb, cols int) {
+					g.packPanels(dst, xi, pc, jc, kb, cols)
+				}, beta, yi, P)
+				if ep != nil {
+					for oc := 0; oc < o; oc++ {
+						ep.apply(yi[oc*P:(oc+1)*P], oc)
+					}
+				}
+				continue
+			}
+			tmp := getBuf(o * G * P)
+			pa.Mul(nb*P, align, pack, 0, tmp[:o*nb*P], nb*P)
+			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, P, bias, ep)
+			putBuf(tmp)
 		}
 	})
+}
+
+// scatterGroup moves a group's product tmp [o, nb·P] to its images' outputs
+// y [nb, o, P], adding bias and applying the epilogue.
+func scatterGroup(y, tmp []float32, o, nb, P int, bias []float32, ep *epilogue) {
+	for j := 0; j < nb; j++ {
+		yi := y[j*o*P : (j+1)*o*P]
+		for oc := 0; oc < o; oc++ {
+			src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
+			dst := yi[oc*P : (oc+1)*P]
+			if bias == nil {
+				copy(dst, src)
+			} else {
+				for q, v := range src {
+					dst[q] = v + bias[oc]
+				}
+			}
+			if ep != nil {
+				ep.apply(dst, oc)
+			}
+		}
+	}
 }

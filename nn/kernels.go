@@ -43,26 +43,27 @@ func affineInto(y, x []float32, a, b float32, relu bool) {
 }
 
 // bnGradSums returns Σd and Σd·(x−mu) where d is dy masked by the fused
-// ReLU (y > 0) when relu is set.
-func bnGradSums(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
+// ReLU when relu is set: passed where the forward output relu(ra·x + rb),
+// recomputed bit for bit instead of read back, is positive.
+func bnGradSums(dy, x []float32, mu, ra, rb float32, relu bool) (float64, float64) {
 	if !useAVX512 || len(dy) < simdMin {
-		return bnGradSumsGo(dy, x, y, mu, relu)
+		return bnGradSumsGo(dy, x, mu, ra, rb, relu)
 	}
-	x, y = x[:len(dy)], y[:len(dy)]
+	x = x[:len(dy)]
 	var lanes [64]float32
-	bnGradSumsAVX(&dy[0], &x[0], &y[0], len(dy), mu, relu, &lanes[0])
+	bnGradSumsAVX(&dy[0], &x[0], len(dy), mu, ra, rb, relu, &lanes[0])
 	return sumLanes(lanes[:32]), sumLanes(lanes[32:])
 }
 
 // bnGradInput writes (fresh) or adds dx = A·d + B·(x−mu) + C, d being dy
-// masked by the fused ReLU when relu is set.
-func bnGradInput(dx, dy, x, y []float32, mu, A, B, C float32, relu, fresh bool) {
+// masked by the fused ReLU as in bnGradSums.
+func bnGradInput(dx, dy, x []float32, mu, A, B, C, ra, rb float32, relu, fresh bool) {
 	if !useAVX512 || len(dx) < simdMin {
-		bnGradInputGo(dx, dy, x, y, mu, A, B, C, relu, fresh)
+		bnGradInputGo(dx, dy, x, mu, A, B, C, ra, rb, relu, fresh)
 		return
 	}
-	dy, x, y = dy[:len(dx)], x[:len(dx)], y[:len(dx)]
-	bnGradInputAVX(&dx[0], &dy[0], &x[0], &y[0], len(dx), mu, A, B, C, relu, fresh)
+	dy, x = dy[:len(dx)], x[:len(dx)]
+	bnGradInputAVX(&dx[0], &dy[0], &x[0], len(dx), mu, A, B, C, ra, rb, relu, fresh)
 }
 
 // stridedRows copies rows×n values, dst[r·ds + j] = src[r·ss + s·j].
@@ -179,22 +180,22 @@ func affineIntoGo(y, x []float32, a, b float32, relu bool) {
 	}
 }
 
-// bnGradSumsGo returns Σd and Σd·(x−mu) where d is dy masked by the fused
-// ReLU (y > 0) when relu is set.
-func bnGradSumsGo(dy, x, y []float32, mu float32, relu bool) (float64, float64) {
-	x, y = x[:len(dy)], y[:len(dy)]
+// bnGradSumsGo is bnGradSums' Go loop.
+func bnGradSumsGo(dy, x []float32, mu, ra, rb float32, relu bool) (float64, float64) {
+	x = x[:len(dy)]
 	var s0, s1, t0, t1 float32
 	j := 0
 	if relu {
 		for ; j+2 <= len(dy); j += 2 {
-			d0, d1 := passIfPositive(y[j], dy[j]), passIfPositive(y[j+1], dy[j+1])
+			d0 := passIfPositive(relu32(ra*x[j]+rb), dy[j])
+			d1 := passIfPositive(relu32(ra*x[j+1]+rb), dy[j+1])
 			s0 += d0
 			s1 += d1
 			t0 += d0 * (x[j] - mu)
 			t1 += d1 * (x[j+1] - mu)
 		}
 		for ; j < len(dy); j++ {
-			d := passIfPositive(y[j], dy[j])
+			d := passIfPositive(relu32(ra*x[j]+rb), dy[j])
 			s0 += d
 			t0 += d * (x[j] - mu)
 		}
@@ -213,18 +214,17 @@ func bnGradSumsGo(dy, x, y []float32, mu float32, relu bool) (float64, float64) 
 	return float64(s0) + float64(s1), float64(t0) + float64(t1)
 }
 
-// bnGradInputGo writes (fresh) or adds dx = A·d + B·(x−mu) + C, d being dy
-// masked by the fused ReLU when relu is set.
-func bnGradInputGo(dx, dy, x, y []float32, mu, A, B, C float32, relu, fresh bool) {
-	dy, x, y = dy[:len(dx)], x[:len(dx)], y[:len(dx)]
+// bnGradInputGo is bnGradInput's Go loop.
+func bnGradInputGo(dx, dy, x []float32, mu, A, B, C, ra, rb float32, relu, fresh bool) {
+	dy, x = dy[:len(dx)], x[:len(dx)]
 	switch {
 	case relu && fresh:
 		for j := range dx {
-			dx[j] = A*passIfPositive(y[j], dy[j]) + B*(x[j]-mu) + C
+			dx[j] = A*passIfPositive(relu32(ra*x[j]+rb), dy[j]) + B*(x[j]-mu) + C
 		}
 	case relu:
 		for j := range dx {
-			dx[j] += A*passIfPositive(y[j], dy[j]) + B*(x[j]-mu) + C
+			dx[j] += A*passIfPositive(relu32(ra*x[j]+rb), dy[j]) + B*(x[j]-mu) + C
 		}
 	case fresh:
 		for j := range dx {

@@ -32,10 +32,10 @@ func affineAVX(y, x *float32, n int, a, b float32, relu bool)
 func shiftedSumsAVX(x *float32, n int, s float32, out *float32)
 
 //go:noescape
-func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32)
+func bnGradSumsAVX(dy, x *float32, n int, mu, ra, rb float32, relu bool, out *float32)
 
 //go:noescape
-func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool)
+func bnGradInputAVX(dx, dy, x *float32, n int, mu, A, B, C, ra, rb float32, relu, fresh bool)
 
 //go:noescape
 func gatherIdxAVX(dst, src *float32, idx *int32, n int)

@@ -351,14 +351,23 @@ stl:
 	VPSRAD $31, t, t \
 	VPANDND d, t, d
 
-// func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32)
-// out[0:32] = lane sums of d, out[32:64] = lane sums of d·(x−mu).
+// YFROMX sets y to the forward output relu32(x·ra + rb) (ra in Z28, rb in
+// Z29), bit for bit as affineAVX computed it, using t.
+#define YFROMX(x, y, t) \
+	VMULPS x, Z28, y \
+	VADDPS Z29, y, y \
+	RELU(y, t)
+
+// func bnGradSumsAVX(dy, x *float32, n int, mu, ra, rb float32, relu bool, out *float32)
+// out[0:32] = lane sums of d, out[32:64] = lane sums of d·(x−mu), d being
+// dy passed where relu(ra·x + rb) > 0 when relu is set.
 TEXT ·bnGradSumsAVX(SB), NOSPLIT, $0-48
 	MOVQ dy+0(FP), SI
 	MOVQ x+8(FP), R9
-	MOVQ y+16(FP), R10
-	MOVQ n+24(FP), BX
-	VBROADCASTSS mu+32(FP), Z31
+	MOVQ n+16(FP), BX
+	VBROADCASTSS mu+24(FP), Z31
+	VBROADCASTSS ra+28(FP), Z28
+	VBROADCASTSS rb+32(FP), Z29
 	MOVBLZX relu+36(FP), R8
 	MOVQ out+40(FP), DI
 	MOVL $1, AX
@@ -372,28 +381,27 @@ TEXT ·bnGradSumsAVX(SB), NOSPLIT, $0-48
 	JLE btail
 bloop:
 	VMOVUPS (SI), Z4
+	VMOVUPS (R9), Z5
 	TESTQ R8, R8
 	JZ bnr
-	VMOVUPS (R10), Z6
+	YFROMX(Z5, Z6, Z8)
 	PASSPOS(Z6, Z4, Z7, Z30)
 bnr:
-	VMOVUPS (R9), Z5
 	VSUBPS Z31, Z5, Z5
 	VADDPS Z4, Z0, Z0
 	VFMADD231PS Z5, Z4, Z2
 	ADDQ $64, SI
 	ADDQ $64, R9
-	ADDQ $64, R10
 	DECQ DX
 	JNZ bloop
 btail:
 	VMOVUPS.Z (SI), K3, Z4
+	VMOVUPS.Z (R9), K3, Z5
 	TESTQ R8, R8
 	JZ btnr
-	VMOVUPS.Z (R10), K3, Z6
+	YFROMX(Z5, Z6, Z8)
 	PASSPOS(Z6, Z4, Z7, Z30)
 btnr:
-	VMOVUPS.Z (R9), K3, Z5
 	VSUBPS Z31, Z5, Z5
 	VADDPS Z4, Z1, Z1
 	VFMADD231PS Z5, Z4, Z3
@@ -404,18 +412,19 @@ btnr:
 	VZEROUPPER
 	RET
 
-// func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool)
-// dx (= or +=) A·d + B·(x−mu) + C, with d = dy passed where y > 0 if relu.
+// func bnGradInputAVX(dx, dy, x *float32, n int, mu, A, B, C, ra, rb float32, relu, fresh bool)
+// dx (= or +=) A·d + B·(x−mu) + C, with d as in bnGradSumsAVX.
 TEXT ·bnGradInputAVX(SB), NOSPLIT, $0-58
 	MOVQ dx+0(FP), DI
 	MOVQ dy+8(FP), SI
 	MOVQ x+16(FP), R9
-	MOVQ y+24(FP), R10
-	MOVQ n+32(FP), BX
-	VBROADCASTSS mu+40(FP), Z31
-	VBROADCASTSS A+44(FP), Z28
-	VBROADCASTSS B+48(FP), Z29
-	VBROADCASTSS C+52(FP), Z27
+	MOVQ n+24(FP), BX
+	VBROADCASTSS mu+32(FP), Z31
+	VBROADCASTSS A+36(FP), Z24
+	VBROADCASTSS B+40(FP), Z25
+	VBROADCASTSS C+44(FP), Z27
+	VBROADCASTSS ra+48(FP), Z28
+	VBROADCASTSS rb+52(FP), Z29
 	MOVBLZX relu+56(FP), R8
 	MOVBLZX fresh+57(FP), R11
 	MOVL $1, AX
@@ -429,15 +438,15 @@ iloop:
 	KMOVW K3, K4
 ifull:
 	VMOVUPS.Z (SI), K4, Z4
+	VMOVUPS.Z (R9), K4, Z5
 	TESTQ R8, R8
 	JZ inr
-	VMOVUPS.Z (R10), K4, Z6
+	YFROMX(Z5, Z6, Z8)
 	PASSPOS(Z6, Z4, Z7, Z30)
 inr:
-	VMOVUPS.Z (R9), K4, Z5
-	VMULPS Z4, Z28, Z4
+	VMULPS Z4, Z24, Z4
 	VSUBPS Z31, Z5, Z5
-	VMULPS Z5, Z29, Z5
+	VMULPS Z5, Z25, Z5
 	VADDPS Z5, Z4, Z4
 	VADDPS Z27, Z4, Z4
 	TESTQ R11, R11
@@ -448,7 +457,6 @@ ist:
 	VMOVUPS Z4, K4, (DI)
 	ADDQ $64, SI
 	ADDQ $64, R9
-	ADDQ $64, R10
 	ADDQ $64, DI
 	TESTQ DX, DX
 	JNZ iloop

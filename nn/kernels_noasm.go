@@ -17,10 +17,10 @@ func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int) {
 func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)  { panic("unreachable") }
 func affineAVX(y, x *float32, n int, a, b float32, relu bool)                  { panic("unreachable") }
 func shiftedSumsAVX(x *float32, n int, s float32, out *float32)                { panic("unreachable") }
-func bnGradSumsAVX(dy, x, y *float32, n int, mu float32, relu bool, out *float32) {
+func bnGradSumsAVX(dy, x *float32, n int, mu, ra, rb float32, relu bool, out *float32) {
 	panic("unreachable")
 }
-func bnGradInputAVX(dx, dy, x, y *float32, n int, mu, A, B, C float32, relu, fresh bool) {
+func bnGradInputAVX(dx, dy, x *float32, n int, mu, A, B, C, ra, rb float32, relu, fresh bool) {
 	panic("unreachable")
 }
 

@@ -51,14 +51,14 @@ func TestKernelsAgree(t *testing.T) {
 			affineInto(b, x, 1.5, -0.25, relu)
 			sameBits(t, "affine", n, a, b)
 
-			s1, q1 := bnGradSumsGo(dy, x, y, 0.3, relu)
-			s2, q2 := bnGradSums(dy, x, y, 0.3, relu)
+			s1, q1 := bnGradSumsGo(dy, x, 0.3, 1.5, -0.25, relu)
+			s2, q2 := bnGradSums(dy, x, 0.3, 1.5, -0.25, relu)
 			near(t, "bnGradSums", n, s1, s2)
 			near(t, "bnGradSums", n, q1, q2)
 			for _, fresh := range []bool{false, true} {
 				a, b := append([]float32(nil), x...), append([]float32(nil), x...)
-				bnGradInputGo(a, dy, x, y, 0.3, 1.1, -0.7, 0.05, relu, fresh)
-				bnGradInput(b, dy, x, y, 0.3, 1.1, -0.7, 0.05, relu, fresh)
+				bnGradInputGo(a, dy, x, 0.3, 1.1, -0.7, 0.05, 1.5, -0.25, relu, fresh)
+				bnGradInput(b, dy, x, 0.3, 1.1, -0.7, 0.05, 1.5, -0.25, relu, fresh)
 				sameBits(t, "bnGradInput", n, a, b)
 			}
 		}

@@ -40,6 +40,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	Y := out.Data
 	mean := make([]float32, c)
 	invstd := make([]float32, c)
+	scale, shift := make([]float32, c), make([]float32, c) // y = scale·x + shift (then ReLU)
 	// Image i's plane of channel ch is s[(i*c+ch)*inner : (i*c+ch+1)*inner].
 	tensor.Parallel(c, 1, func(_, lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
@@ -74,6 +75,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			if beta != nil {
 				b += beta.Value.Data[ch]
 			}
+			scale[ch], shift[ch] = a, b
 			for i := 0; i < n; i++ {
 				o := (i*c + ch) * inner
 				affineInto(Y[o:o+inner], X[o:o+inner], a, b, relu)
@@ -106,7 +108,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					var sdy, sdyx float64
 					for i := 0; i < n; i++ {
 						o := (i*c + ch) * inner
-						a, b := bnGradSums(G[o:o+inner], X[o:o+inner], Y[o:o+inner], mu, relu)
+						a, b := bnGradSums(G[o:o+inner], X[o:o+inner], mu, scale[ch], shift[ch], relu)
 						sdy += a
 						sdyx += b
 					}
@@ -130,7 +132,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					}
 					for i := 0; i < n; i++ {
 						o := (i*c + ch) * inner
-						bnGradInput(gx[o:o+inner], G[o:o+inner], X[o:o+inner], Y[o:o+inner], mu, A, B, C, relu, fresh)
+						bnGradInput(gx[o:o+inner], G[o:o+inner], X[o:o+inner], mu, A, B, C, scale[ch], shift[ch], relu, fresh)
 					}
 				}
 			})

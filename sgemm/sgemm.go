@@ -212,6 +212,11 @@ func (pa *PackedA) Mul(n, align int, pack BPacker, beta float32, c []float32, ld
 	}
 }
 
+// PackRows is the BPacker of a stored row-major matrix b (ldb apart).
+func PackRows(dst, b []float32, ldb, pc, jc, kb, nb int) {
+	packB(dst, false, b, ldb, pc, jc, kb, nb)
+}
+
 func gcd(a, b int) int {
 	for b != 0 {
 		a, b = b, a%b
