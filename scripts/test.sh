@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the spotfuse test suite: vet, all tests with the OpenBLAS backend, the
-# engine tests again with the pure-Go backend, the OpenSlide reader, and a
-# short run of every fuzz target. Installs what it needs first. Ends with one
+# Runs the spotfuse test suite: vet, all tests (AVX-512 kernels where the CPU
+# has them), the engine tests again without them (OpenBLAS and Go loops),
+# with the pure-Go backend, and with cgo off (AVX-512 kernels, no BLAS), the
+# OpenSlide reader, and a short run of every fuzz target. Installs what it needs first. Ends with one
 # line "tests: N passed, M failed" (test packages and fuzz targets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,9 @@ run() { # run a go test command, show its output, count its packages
 }
 go vet ./...
 run go test -count=1 ./...
+SPOTFUSE_NOSIMD=1 run go test -count=1 ./tensor/... ./nn/... ./sgemm/...
 CGO_ENABLED=0 run go test -count=1 -tags purego ./tensor/... ./nn/...
+CGO_ENABLED=0 run go test -count=1 ./tensor/... ./nn/... ./sgemm/...
 # The OpenSlide reader is built only with -tags openslide.
 if pkg-config --exists openslide 2>/dev/null; then
   run go test -count=1 -tags openslide ./patch/...
