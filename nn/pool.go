@@ -22,55 +22,95 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
 	out := newUninit(xs[0], xs[1], oh, ow)
 	X, Y := x.Value.Data, out.Data
-	// Forward: the window maxima, separably (across columns, then rows)
-	// and without branches; max propagates NaN like the scan below.
-	// Backward: the gradient goes to the first maximum (or NaN) of each
-	// window in row-major order, found again from x.
+	// The window maxima, separably: across each row's window columns, then
+	// across the window's rows. With a gradient to come, the position of
+	// each maximum is kept too: the first in row-major order (the first
+	// NaN if any), as torch does.
+	var arg []int32
+	if GradEnabled() && x.requiresGrad {
+		arg = make([]int32, out.Size())
+	}
 	return planewise(x, out, planes, func(p int) {
 		xp, yp := X[p*h*w:(p+1)*h*w], Y[p*oh*ow:(p+1)*oh*ow]
 		hm := getBuf(h * ow)
 		defer putBuf(hm)
+		if arg == nil {
+			for i := 0; i < h; i++ {
+				row, hr := xp[i*w:(i+1)*w], hm[i*ow:(i+1)*ow]
+				for oj := range hr {
+					j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
+					m := row[j0]
+					for _, v := range row[j0+1 : j1] {
+						m = max(m, v)
+					}
+					hr[oj] = m
+				}
+			}
+			for oi := 0; oi < oh; oi++ {
+				i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
+				yr := yp[oi*ow : (oi+1)*ow]
+				copy(yr, hm[i0*ow:(i0+1)*ow])
+				for ii := i0 + 1; ii < i1; ii++ {
+					for oj, v := range hm[ii*ow : (ii+1)*ow] {
+						yr[oj] = max(yr[oj], v)
+					}
+				}
+			}
+			return
+		}
+		hi := make([]int32, h*ow) // column of each row maximum
 		for i := 0; i < h; i++ {
-			row, hr := xp[i*w:(i+1)*w], hm[i*ow:(i+1)*ow]
-			for oj := range hr {
+			row := xp[i*w : (i+1)*w]
+			for oj := 0; oj < ow; oj++ {
 				j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
 				m := row[j0]
 				for _, v := range row[j0+1 : j1] {
 					m = max(m, v)
 				}
-				hr[oj] = m
+				hm[i*ow+oj], hi[i*ow+oj] = m, int32(firstAt(row, j0, j1, 1, m))
 			}
 		}
-		for oi := 0; oi < oh; oi++ {
-			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
-			yr := yp[oi*ow : (oi+1)*ow]
-			copy(yr, hm[i0*ow:(i0+1)*ow])
-			for ii := i0 + 1; ii < i1; ii++ {
-				for oj, v := range hm[ii*ow : (ii+1)*ow] {
-					yr[oj] = max(yr[oj], v)
-				}
-			}
-		}
-	}, func(p int, G, gx []float32) {
-		xp, gp, yp := X[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w], Y[p*oh*ow:(p+1)*oh*ow]
+		ap := arg[p*oh*ow : (p+1)*oh*ow]
 		for oi := 0; oi < oh; oi++ {
 			i0, i1 := max(oi*stride-pad, 0), min(oi*stride-pad+k, h)
 			for oj := 0; oj < ow; oj++ {
-				j0, j1 := max(oj*stride-pad, 0), min(oj*stride-pad+k, w)
-				// The first position holding the maximum y (or a NaN), by a
-				// backward scan of conditional moves.
-				y, bi := yp[oi*ow+oj], i0*w+j0
-				for ii := i1 - 1; ii >= i0; ii-- {
-					for jj := j1 - 1; jj >= j0; jj-- {
-						if v := xp[ii*w+jj]; v == y || v != v {
-							bi = ii*w + jj
-						}
-					}
+				m := hm[i0*ow+oj]
+				for ii := i0 + 1; ii < i1; ii++ {
+					m = max(m, hm[ii*ow+oj])
 				}
-				gp[bi] += G[p*oh*ow+oi*ow+oj]
+				at := firstAt(hm[oj:], i0, i1, ow, m)
+				yp[oi*ow+oj] = m
+				ap[oi*ow+oj] = int32(at*w) + hi[at*ow+oj]
 			}
 		}
+	}, func(p int, G, gx []float32) {
+		ap, gp, g := arg[p*oh*ow:(p+1)*oh*ow], gx[p*h*w:(p+1)*h*w], G[p*oh*ow:(p+1)*oh*ow]
+		for o, at := range ap {
+			gp[at] += g[o]
+		}
 	})
+}
+
+// firstAt returns the first index i in [lo, hi) with s[i·stride] == m, or
+// holding a NaN when m is NaN; m is the maximum of those values. The scan
+// runs backwards with conditional moves (a forward scan with a running
+// maximum mispredicted a branch every other value).
+func firstAt(s []float32, lo, hi, stride int, m float32) int {
+	at := lo
+	if m != m {
+		for i := hi - 1; i >= lo; i-- {
+			if v := s[i*stride]; v != v {
+				at = i
+			}
+		}
+		return at
+	}
+	for i := hi - 1; i >= lo; i-- {
+		if s[i*stride] == m {
+			at = i
+		}
+	}
+	return at
 }
 
 // AvgPool2d averages over k×k windows with the given stride (no padding)
