@@ -329,6 +329,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 		var pw *sgemm.PackedA
 		if sgemm.Available() && groups >= tensor.Threads() {
 			pw = sgemm.PackA(false, o, K, 1, W, K)
+			defer pw.Release()
 		}
 		gemmW := func(par bool, cols int, c []float32, beta float32, y []float32) {
 			if pw != nil && !par {

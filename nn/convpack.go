@@ -121,6 +121,7 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 	}
 	groups := (n + G - 1) / G
 	pa := sgemm.PackA(false, o, K, 1, W, K)
+	defer pa.Release()
 	align := g.panelAlign()
 	if G > 1 {
 		align = P

@@ -153,7 +153,7 @@ func PackA(transA bool, m, k int, alpha float32, a []float32, lda int) *PackedA 
 			pa.mPad += panelHeight(ir, mb)
 		}
 	}
-	pa.data = make([]float32, pa.mPad*k)
+	pa.data = getPacked(pa.mPad * k)
 	for pc := 0; pc < k; pc += pa.kc {
 		kb := min(pa.kc, k-pc)
 		for ic := 0; ic < m; ic += mc {
@@ -161,6 +161,49 @@ func PackA(transA bool, m, k int, alpha float32, a []float32, lda int) *PackedA 
 		}
 	}
 	return pa
+}
+
+// Release hands pa's memory back for reuse by a later PackA; pa must not
+// be used afterwards.
+func (pa *PackedA) Release() {
+	putPacked(pa.data)
+	pa.data = nil
+}
+
+// packedPool keeps released PackA buffers by size (at most maxPacked
+// bytes), so that convolutions packing their weights on every call do not
+// allocate them anew.
+var packedPool struct {
+	sync.Mutex
+	free  map[int][][]float32
+	bytes int
+}
+
+const maxPacked = 64 << 20
+
+func getPacked(n int) []float32 {
+	packedPool.Lock()
+	defer packedPool.Unlock()
+	if l := packedPool.free[n]; len(l) > 0 {
+		s := l[len(l)-1]
+		packedPool.free[n] = l[:len(l)-1]
+		packedPool.bytes -= 4 * n
+		return s
+	}
+	return make([]float32, n)
+}
+
+func putPacked(s []float32) {
+	packedPool.Lock()
+	defer packedPool.Unlock()
+	if len(s) == 0 || packedPool.bytes+4*len(s) > maxPacked {
+		return
+	}
+	if packedPool.free == nil {
+		packedPool.free = map[int][][]float32{}
+	}
+	packedPool.free[len(s)] = append(packedPool.free[len(s)], s)
+	packedPool.bytes += 4 * len(s)
 }
 
 // A BPacker writes op(B)[pc:pc+kb, jc:jc+nb] into dst in micro-panels of
