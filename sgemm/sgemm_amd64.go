@@ -28,3 +28,6 @@ func transpose16(dst *float32, ldd int, src *float32, lds, nrows, mask int)
 
 //go:noescape
 func copyBlock(dst *float32, ldd int, src *float32, lds, rows, n int)
+
+//go:noescape
+func fmaLoop(n int)

@@ -13,3 +13,5 @@ func dotNT4x4(k int, a *float32, lda int, b *float32, ldb int, out *float32) { p
 func transpose16(dst *float32, ldd int, src *float32, lds, nrows, mask int) { panic("unreachable") }
 
 func copyBlock(dst *float32, ldd int, src *float32, lds, rows, n int) { panic("unreachable") }
+
+func fmaLoop(n int) { panic("unreachable") }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // naive is the reference product in float64.
@@ -182,5 +183,16 @@ func TestTranspose16(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPeakGFLOPS checks that the FMA loop runs and reports a plausible
+// rate (between 1 and 10,000 GFLOP/s per thread).
+func TestPeakGFLOPS(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512 kernels here")
+	}
+	if g := PeakGFLOPS(1, 20*time.Millisecond); g < 1 || g > 1e4 {
+		t.Fatalf("peak %v GFLOP/s", g)
 	}
 }
