@@ -45,3 +45,9 @@ func adamwAVX(w, grad, m, v *float32, n int, decay, b1, omb1, b2, omb2, sqrtBC2,
 
 //go:noescape
 func scatterAddIdxAVX(dst, src *float32, idx *int32, rows, rowLen int)
+
+//go:noescape
+func maxRowS2AVX(hm *float32, hi *int32, row *float32, ow int)
+
+//go:noescape
+func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows int)

@@ -606,3 +606,205 @@ sinext:
 sidone:
 	VZEROUPPER
 	RET
+
+DATA oddIdx<>+0(SB)/4, $1
+DATA oddIdx<>+4(SB)/4, $3
+DATA oddIdx<>+8(SB)/4, $5
+DATA oddIdx<>+12(SB)/4, $7
+DATA oddIdx<>+16(SB)/4, $9
+DATA oddIdx<>+20(SB)/4, $11
+DATA oddIdx<>+24(SB)/4, $13
+DATA oddIdx<>+28(SB)/4, $15
+DATA oddIdx<>+32(SB)/4, $17
+DATA oddIdx<>+36(SB)/4, $19
+DATA oddIdx<>+40(SB)/4, $21
+DATA oddIdx<>+44(SB)/4, $23
+DATA oddIdx<>+48(SB)/4, $25
+DATA oddIdx<>+52(SB)/4, $27
+DATA oddIdx<>+56(SB)/4, $29
+DATA oddIdx<>+60(SB)/4, $31
+GLOBL oddIdx<>(SB), RODATA|NOPTR, $64
+
+DATA twoIdx<>+0(SB)/4, $0
+DATA twoIdx<>+4(SB)/4, $2
+DATA twoIdx<>+8(SB)/4, $4
+DATA twoIdx<>+12(SB)/4, $6
+DATA twoIdx<>+16(SB)/4, $8
+DATA twoIdx<>+20(SB)/4, $10
+DATA twoIdx<>+24(SB)/4, $12
+DATA twoIdx<>+28(SB)/4, $14
+DATA twoIdx<>+32(SB)/4, $16
+DATA twoIdx<>+36(SB)/4, $18
+DATA twoIdx<>+40(SB)/4, $20
+DATA twoIdx<>+44(SB)/4, $22
+DATA twoIdx<>+48(SB)/4, $24
+DATA twoIdx<>+52(SB)/4, $26
+DATA twoIdx<>+56(SB)/4, $28
+DATA twoIdx<>+60(SB)/4, $30
+GLOBL twoIdx<>(SB), RODATA|NOPTR, $64
+
+// MAXUPD folds candidate values c with indices ci into the running first
+// maximum (values Z0, indices Z1): taken where c > max, or where c is NaN
+// and the maximum is not (so the first NaN wins, as in a scan).
+#define MAXUPD(c, ci) \
+	VCMPPS $0x1e, Z0, c, K1 \
+	VCMPPS $3, c, c, K2 \
+	VCMPPS $7, Z0, Z0, K4 \
+	KANDW K4, K2, K2 \
+	KORW K2, K1, K1 \
+	VMOVAPS c, K1, Z0 \
+	VMOVDQA32 ci, K1, Z1
+
+// func maxRowS2AVX(hm *float32, hi *int32, row *float32, ow int)
+// The 3-wide, stride-2 window maxima of one row of 2·ow values padded by
+// one −Inf column on the left: for oj < ow, hm[oj] = the first maximum of
+// row[2oj−1], row[2oj], row[2oj+1] (the padding never chosen), hi[oj] its
+// column.
+TEXT ·maxRowS2AVX(SB), NOSPLIT, $0-32
+	MOVQ hm+0(FP), DI
+	MOVQ hi+8(FP), R8
+	MOVQ row+16(FP), SI
+	MOVQ ow+24(FP), BX
+	MOVL $0xff800000, AX
+	VPBROADCASTD AX, Z31          // −Inf
+	VMOVUPS evenIdx<>(SB), Z30
+	VMOVUPS oddIdx<>(SB), Z29
+	VMOVUPS twoIdx<>(SB), Z28     // 0, 2, 4, …: column 2oj for o0 = 0
+	MOVL $2, AX
+	VPBROADCASTD AX, Z26
+	MOVL $1, AX
+	VPBROADCASTD AX, Z25
+	MOVL $32, AX
+	VPBROADCASTD AX, Z24
+	VPXORD Z23, Z23, Z23          // zero
+	VMOVAPS Z31, Z27              // O of the previous chunk: padding
+	XORQ R9, R9                   // o0
+mrchunk:
+	MOVQ BX, CX
+	SUBQ R9, CX                   // outputs left
+	JLE mrdone
+	CMPQ CX, $16
+	JLE mrtail
+	MOVQ $16, CX
+mrtail:
+	// load masks: 2n values over two vectors; store mask n
+	MOVQ CX, DX
+	SHLQ $1, DX
+	MOVQ DX, R10
+	CMPQ R10, $16
+	JLE mr1
+	MOVQ $16, R10
+mr1:
+	MOVQ CX, R11
+	MOVQ R10, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K5
+	SUBQ $16, DX
+	JGE mr2
+	XORQ DX, DX
+mr2:
+	MOVQ DX, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K6
+	MOVQ R11, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K7
+	VMOVAPS Z31, Z2
+	VMOVAPS Z31, Z3
+	VMOVUPS (SI), K5, Z2
+	VMOVUPS 64(SI), K6, Z3
+	VMOVAPS Z2, Z4
+	VPERMT2PS Z3, Z30, Z4         // E = row[2oj]
+	VMOVAPS Z2, Z5
+	VPERMT2PS Z3, Z29, Z5         // O = row[2oj+1]
+	VALIGND $15, Z27, Z5, Z6      // O shifted: row[2oj−1]
+	VMOVAPS Z5, Z27
+	// indices: E at Z28, O at Z28+1, Om1 at max(Z28−1, 0)
+	VPSUBD Z25, Z28, Z7
+	VPMAXSD Z23, Z7, Z7
+	VPADDD Z25, Z28, Z8
+	VMOVAPS Z6, Z0
+	VMOVDQA32 Z7, Z1
+	MAXUPD(Z4, Z28)
+	MAXUPD(Z5, Z8)
+	VMOVUPS Z0, K7, (DI)
+	VMOVDQU32 Z1, K7, (R8)
+	VPADDD Z24, Z28, Z28
+	ADDQ $128, SI
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $16, R9
+	JMP mrchunk
+mrdone:
+	VZEROUPPER
+	RET
+
+// func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows int)
+// For oj < ow, the first maximum over rows r0 … r0+nrows−1 of hm (rows ow
+// apart): y[oj] = it, arg[oj] = r·w + hi[r·ow + oj] for its row r.
+TEXT ·maxColsAVX(SB), NOSPLIT, $0-64
+	MOVQ y+0(FP), DI
+	MOVQ arg+8(FP), R8
+	MOVQ hm+16(FP), SI
+	MOVQ hi+24(FP), R9
+	MOVQ ow+32(FP), BX
+	MOVQ w+40(FP), R10
+	MOVQ r0+48(FP), R11
+	MOVQ nrows+56(FP), R12
+	// SI, R9 at row r0
+	MOVQ R11, AX
+	IMULQ BX, AX
+	SHLQ $2, AX
+	ADDQ AX, SI
+	ADDQ AX, R9
+	MOVQ BX, R13
+	SHLQ $2, R13                  // row stride in bytes
+	XORQ R14, R14                 // o0 (R14 is free in ABI0 assembly)
+mcchunk:
+	MOVQ BX, CX
+	SUBQ R14, CX
+	JLE mcdone
+	CMPQ CX, $16
+	JLE mctail
+	MOVQ $16, CX
+mctail:
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K7
+	LEAQ (SI)(R14*4), DX          // hm row r0 at o0
+	LEAQ (R9)(R14*4), AX          // hi row r0 at o0
+	MOVQ R11, CX
+	IMULQ R10, CX                 // r·w
+	VMOVUPS.Z (DX), K7, Z0
+	VMOVDQU32.Z (AX), K7, Z1
+	VPBROADCASTD CX, Z2
+	VPADDD Z2, Z1, Z1
+	MOVQ R12, R15
+	DECQ R15
+	JLE mcstore
+mcrow:
+	ADDQ R13, DX
+	ADDQ R13, AX
+	ADDQ R10, CX
+	VMOVUPS.Z (DX), K7, Z3
+	VMOVDQU32.Z (AX), K7, Z4
+	VPBROADCASTD CX, Z2
+	VPADDD Z2, Z4, Z4
+	MAXUPD(Z3, Z4)
+	DECQ R15
+	JNZ mcrow
+mcstore:
+	VMOVUPS Z0, K7, (DI)(R14*4)
+	VMOVDQU32 Z1, K7, (R8)(R14*4)
+	ADDQ $16, R14
+	JMP mcchunk
+mcdone:
+	VZEROUPPER
+	RET

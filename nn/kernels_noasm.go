@@ -31,3 +31,8 @@ func adamwAVX(w, grad, m, v *float32, n int, decay, b1, omb1, b2, omb2, sqrtBC2,
 }
 
 func scatterAddIdxAVX(dst, src *float32, idx *int32, rows, rowLen int) { panic("unreachable") }
+
+func maxRowS2AVX(hm *float32, hi *int32, row *float32, ow int) { panic("unreachable") }
+func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows int) {
+	panic("unreachable")
+}

@@ -227,3 +227,47 @@ func TestIm2colReference(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxPoolSIMD compares ResNet's 3×3/2/1 max pooling through the
+// assembly kernels with the Go loops: values, and the gradient routed to
+// the first maximum, on maps with ties, ±0, −Inf and NaN.
+func TestMaxPoolSIMD(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no assembly kernels on this machine/build")
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, hw := range [][2]int{{2, 2}, {4, 6}, {32, 32}, {8, 40}, {6, 34}} {
+		xt := randT(r, 2, 3, hw[0], hw[1])
+		for i := range xt.Data {
+			switch i % 23 {
+			case 3:
+				xt.Data[i] = 1 // ties
+			case 7:
+				xt.Data[i] = float32(math.Copysign(0, -1))
+			case 11:
+				xt.Data[i] = float32(math.Inf(-1))
+			}
+			if i == 40 {
+				xt.Data[i] = float32(math.NaN())
+			}
+		}
+		var vals, grads [2][]float32
+		for m, simd := range []bool{false, true} {
+			saved := useAVX512
+			useAVX512 = simd
+			x := Param(xt.Clone())
+			y := MaxPool2dPad(x, 3, 2, 1)
+			seed := randT(rand.New(rand.NewPCG(1, 1)), y.Value.Shape...)
+			y.BackwardFrom(seed)
+			vals[m], grads[m] = y.Value.Data, x.Grad.Data
+			useAVX512 = saved
+		}
+		for i := range vals[0] {
+			a, b := vals[0][i], vals[1][i]
+			if a != b && !(a != a && b != b) {
+				t.Fatalf("%v: y[%d] = %v with SIMD, %v without", hw, i, b, a)
+			}
+		}
+		sameBits(t, "maxpool grad", hw[0]*hw[1], grads[0], grads[1])
+	}
+}

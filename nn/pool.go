@@ -30,10 +30,34 @@ func MaxPool2dPad(x *Var, k, stride, pad int) *Var {
 	if GradEnabled() && x.requiresGrad {
 		arg = make([]int32, out.Size())
 	}
+	// ResNet's 3×3, stride-2, pad-1 pooling of even-sized maps runs in
+	// AVX-512 (kernels_amd64.s), the first maximum and its position found
+	// the same way.
+	simd := useAVX512 && k == 3 && stride == 2 && pad == 1 && h%2 == 0 && w%2 == 0 && w >= 2
+	var idxPool sync.Pool
 	return planewise(x, out, planes, func(p int) {
 		xp, yp := X[p*h*w:(p+1)*h*w], Y[p*oh*ow:(p+1)*oh*ow]
 		hm := getBuf(h * ow)
 		defer putBuf(hm)
+		if simd {
+			hi, _ := idxPool.Get().([]int32)
+			if hi == nil {
+				hi = make([]int32, h*ow+oh*ow)
+			}
+			defer idxPool.Put(hi)
+			ap := hi[h*ow:]
+			if arg != nil {
+				ap = arg[p*oh*ow : (p+1)*oh*ow]
+			}
+			for i := 0; i < h; i++ {
+				maxRowS2AVX(&hm[i*ow], &hi[i*ow], &xp[i*w], ow)
+			}
+			for oi := 0; oi < oh; oi++ {
+				r0 := max(2*oi-1, 0)
+				maxColsAVX(&yp[oi*ow], &ap[oi*ow], &hm[0], &hi[0], ow, w, r0, min(2*oi+2, h)-r0)
+			}
+			return
+		}
 		if arg == nil {
 			for i := 0; i < h; i++ {
 				row, hr := xp[i*w:(i+1)*w], hm[i*ow:(i+1)*ow]
