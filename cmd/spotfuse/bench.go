@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,15 @@ func defaultPython() string {
 	return ""
 }
 
+// median of a non-empty slice.
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 // bestOf keeps the higher throughputs of two runs.
 func bestOf(a, b bench.Result) bench.Result {
 	if b.TrainImgS > a.TrainImgS {
@@ -119,6 +129,9 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads, repeat int, python 
 	// processes on the machine only ever slow a run down.
 	var ours bench.Result
 	var peer *bench.TorchResult
+	// Ratios of adjacent runs: the machine's speed drifts over seconds (a
+	// shared host), so a pair run back to back compares like with like.
+	var trainRatios, inferRatios []float64
 	for r := 0; r < max(1, repeat); r++ {
 		o, err := bench.Run(ctx, cfg)
 		if err != nil {
@@ -138,6 +151,8 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads, repeat int, python 
 			python = ""
 			continue
 		}
+		trainRatios = append(trainRatios, o.TrainImgS/t.TrainImgS)
+		inferRatios = append(inferRatios, o.InferImgS/t.InferImgS)
 		if peer == nil {
 			peer = &t
 		} else {
@@ -156,6 +171,11 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads, repeat int, python 
 	}
 	row("train img/s", ours.TrainImgS, func(r *bench.TorchResult) float64 { return r.TrainImgS })
 	row("inference img/s", ours.InferImgS, func(r *bench.TorchResult) float64 { return r.InferImgS })
+	if len(trainRatios) > 1 {
+		fmt.Fprintf(w, "  ratio of back-to-back runs, median (range): train %.2fx (%.2f–%.2f), inference %.2fx (%.2f–%.2f)\n",
+			median(trainRatios), slices.Min(trainRatios), slices.Max(trainRatios),
+			median(inferRatios), slices.Min(inferRatios), slices.Max(inferRatios))
+	}
 	fmt.Fprintf(w, "  conv GFLOP/s in training: %.0f (%.0f%% of fp32 peak); in inference: %.0f (%.0f%%)\n",
 		ours.TrainConvGFS, 100*ours.TrainConvGFS/fma, ours.InferConvGFS, 100*ours.InferConvGFS/fma)
 	if peer != nil {
