@@ -10,12 +10,17 @@ import "math"
 // The element-wise kernels give bit-identical results either way; the sums
 // differ in the order of float32 additions (tested within tolerance).
 
-// simdMin is the shortest slice handed to an assembly kernel.
-const simdMin = 16
+// simdMin is the shortest slice handed to an assembly kernel; sumMin the
+// shortest for the sums (whose 64 partial lanes cost more to add up than
+// a few values).
+const (
+	simdMin = 16
+	sumMin  = 128
+)
 
 // shiftedSums returns Σ(x−s) and Σ(x−s)².
 func shiftedSums(x []float32, s float32) (float64, float64) {
-	if !useAVX512 || len(x) < simdMin {
+	if !useAVX512 || len(x) < sumMin {
 		return shiftedSumsGo(x, s)
 	}
 	var lanes [64]float32
@@ -46,7 +51,7 @@ func affineInto(y, x []float32, a, b float32, relu bool) {
 // ReLU when relu is set: passed where the forward output relu(ra·x + rb),
 // recomputed bit for bit instead of read back, is positive.
 func bnGradSums(dy, x []float32, mu, ra, rb float32, relu bool) (float64, float64) {
-	if !useAVX512 || len(dy) < simdMin {
+	if !useAVX512 || len(dy) < sumMin {
 		return bnGradSumsGo(dy, x, mu, ra, rb, relu)
 	}
 	x = x[:len(dy)]

@@ -40,7 +40,7 @@ func TestKernelsAgree(t *testing.T) {
 		t.Skip("no assembly kernels on this machine/build")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{16, 17, 31, 32, 33, 47, 64, 100, 1000, 4096} {
+	for _, n := range []int{16, 17, 31, 32, 33, 47, 64, 100, 128, 129, 1000, 4096} {
 		x, y, dy := randVec(r, n), randVec(r, n), randVec(r, n)
 		for i := range y {
 			y[i] = relu32(y[i]) // a ReLU output
