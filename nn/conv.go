@@ -244,6 +244,29 @@ func (e *epilogue) apply(y []float32, oc int) {
 	affineInto(y, y, e.scale[oc], e.shift[oc], e.relu)
 }
 
+// applyPlanes maps every channel plane (P values each) of one image's
+// output y in place; a nil epilogue does nothing.
+func (e *epilogue) applyPlanes(y []float32, P int) {
+	if e == nil {
+		return
+	}
+	for oc := range e.scale {
+		e.apply(y[oc*P:(oc+1)*P], oc)
+	}
+}
+
+// fillBias sets every channel plane (P values) of one image's output y to
+// its bias and returns the GEMM beta that keeps it (1), or 0 without bias.
+func fillBias(y, bias []float32, P int) float32 {
+	if bias == nil {
+		return 0
+	}
+	for oc, bv := range bias {
+		fill(y[oc*P:(oc+1)*P], bv)
+	}
+	return 1
+}
+
 func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 || xs[1] != ws[1] {
@@ -350,43 +373,14 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			c := lower(col, i0, i1, par)
 			if nb == 1 {
 				yi := Y[i0*outSz : i1*outSz]
-				beta := float32(0)
-				if bias != nil {
-					for oc, bv := range bias {
-						fill(yi[oc*P:(oc+1)*P], bv)
-					}
-					beta = 1
-				}
-				gemmW(par, P, c, beta, yi)
-				if ep != nil {
-					for oc := 0; oc < o; oc++ {
-						ep.apply(yi[oc*P:(oc+1)*P], oc)
-					}
-				}
+				gemmW(par, P, c, fillBias(yi, bias, P), yi)
+				ep.applyPlanes(yi, P)
 				return
 			}
 			tmp := getBuf(o * G * P)
 			defer putBuf(tmp)
 			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
-			for j := 0; j < nb; j++ { // scatter [o, j, p] -> [j, o, p]
-				yi := Y[(i0+j)*outSz : (i0+j+1)*outSz]
-				for oc := 0; oc < o; oc++ {
-					src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
-					dst := yi[oc*P : (oc+1)*P]
-					if bias == nil {
-						copy(dst, src)
-						continue
-					}
-					for q, v := range src {
-						dst[q] = v + bias[oc]
-					}
-				}
-				if ep != nil {
-					for oc := 0; oc < o; oc++ {
-						ep.apply(yi[oc*P:(oc+1)*P], oc)
-					}
-				}
-			}
+			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, P, bias, ep)
 		})
 	}
 	v := newVar(out, x, w, b)

@@ -138,23 +138,11 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 				}
 			}
 			if nb == 1 {
-				yi := Y[i0*outSz : i1*outSz]
-				beta := float32(0)
-				if bias != nil {
-					for oc, bv := range bias {
-						fill(yi[oc*P:(oc+1)*P], bv)
-					}
-					beta = 1
-				}
-				xi := X[i0*inSz : i1*inSz]
+				yi, xi := Y[i0*outSz:i1*outSz], X[i0*inSz:i1*inSz]
 				pa.Mul(P, align, func(dst []float32, pc, jc, kb, cols int) {
 					g.packPanels(dst, xi, pc, jc, kb, cols)
-				}, beta, yi, P)
-				if ep != nil {
-					for oc := 0; oc < o; oc++ {
-						ep.apply(yi[oc*P:(oc+1)*P], oc)
-					}
-				}
+				}, fillBias(yi, bias, P), yi, P)
+				ep.applyPlanes(yi, P)
 				continue
 			}
 			tmp := getBuf(o * G * P)
@@ -180,9 +168,7 @@ func scatterGroup(y, tmp []float32, o, nb, P int, bias []float32, ep *epilogue) 
 					dst[q] = v + bias[oc]
 				}
 			}
-			if ep != nil {
-				ep.apply(dst, oc)
-			}
 		}
+		ep.applyPlanes(yi, P)
 	}
 }

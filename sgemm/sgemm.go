@@ -63,16 +63,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 	if beta != 0 && beta != 1 || k == 0 || alpha == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		Scale(m, n, beta, c, ldc)
 		if k == 0 || alpha == 0 {
 			return
 		}
@@ -265,6 +256,21 @@ func gcd(a, b int) int {
 		a, b = b, a%b
 	}
 	return a
+}
+
+// Scale sets the m×n matrix C (rows ldc apart) to beta·C, to zeros when
+// beta is 0 (whatever C held, NaN included), as BLAS does.
+func Scale(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
 }
 
 // packA writes alpha·op(A)[ic:ic+mb, pc:pc+kb] as row panels of the

@@ -6,45 +6,18 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/spotfuse/spotfuse/internal/testutil"
 )
 
-// naive is the reference product in float64.
+// naive is the reference product (float64 accumulation) on a copy of c.
 func naive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float32 {
 	out := append([]float32(nil), c...)
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var s float64
-			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				if transB {
-					bv = b[j*ldb+p]
-				} else {
-					bv = b[p*ldb+j]
-				}
-				s += float64(av) * float64(bv)
-			}
-			v := float64(alpha) * s
-			if beta != 0 {
-				v += float64(beta) * float64(c[i*ldc+j])
-			}
-			out[i*ldc+j] = float32(v)
-		}
-	}
+	testutil.NaiveGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, out, ldc)
 	return out
 }
 
-func randSlice(r *rand.Rand, n int) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = float32(r.NormFloat64())
-	}
-	return s
-}
+var randSlice = testutil.RandFloats
 
 // TestGemm compares the packed product with a float64 reference over all
 // transpose combinations, edge tiles in every dimension, several k blocks,

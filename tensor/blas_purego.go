@@ -5,6 +5,8 @@ package tensor
 import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/spotfuse/spotfuse/sgemm"
 )
 
 // blasName names the compiled-in BLAS.
@@ -25,16 +27,7 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	}
 	if k == 0 {
 		// gonum requires non-empty a and b; C = beta·C.
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		sgemm.Scale(m, n, beta, c, ldc)
 		return
 	}
 	impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
