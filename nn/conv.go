@@ -157,13 +157,23 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 // ignored.
 func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 	P := g.cols()
-	if assign {
+	center := -1 // a kernel offset whose column-matrix rows are whole planes
+	if assign && g.sameCenter() {
+		center = g.kh/2*g.kw + g.kw/2
+		for ci := 0; ci < g.c; ci++ {
+			r := ci*g.kh*g.kw + center
+			copy(dx[ci*P:(ci+1)*P], col[r*ld:r*ld+P])
+		}
+	} else if assign {
 		clear(dx[:g.c*g.h*g.w])
 	}
 	if g.ow < narrowWidth {
 		t := g.gatherTable()
 		for r := 0; r < g.rows(); r++ {
 			src, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
+			if r%(g.kh*g.kw) == center {
+				continue
+			}
 			for q, off := range idx {
 				if off >= 0 {
 					dx[off] += src[q]
@@ -180,6 +190,9 @@ func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 			for kj := 0; kj < g.kw; kj++ {
 				src := col[r*ld : r*ld+P]
 				r++
+				if ki*g.kw+kj == center {
+					continue
+				}
 				jlo, jhi := validRange(g.ow, g.w, g.stride, kj-g.pad)
 				if ilo >= ihi || jlo >= jhi {
 					continue
@@ -189,6 +202,14 @@ func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 			}
 		}
 	}
+}
+
+// sameCenter reports whether the convolution keeps the image size with a
+// centred odd kernel (stride 1, pad = k/2): then the kernel's centre maps
+// every output pixel onto the input pixel at the same place, and its rows
+// of the column matrix are whole input planes.
+func (g convGeom) sameCenter() bool {
+	return g.stride == 1 && g.kh == g.kw && g.kh%2 == 1 && g.pad == g.kh/2
 }
 
 // validRange returns the output indices [lo, hi) in [0, n) for which
@@ -445,12 +466,30 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
 					if nb > 1 && g.ow < narrowWidth {
-						// Narrow outputs: one scatter over the group's images.
-						gxs := gx[i0*inSz : i1*inSz]
-						if fresh {
-							clear(gxs)
+						// Narrow outputs: one scatter over the group's images
+						// (the kernel centre's rows copied first when they
+						// cover every pixel; then they are left out).
+						gxs, t := gx[i0*inSz:i1*inSz], g.groupTable(nb)
+						if !fresh || !g.sameCenter() {
+							if fresh {
+								clear(gxs)
+							}
+							scatterAddIdx(gxs, dcol, t, nb*P)
+							return
 						}
-						scatterAddIdx(gxs, dcol, g.groupTable(nb), nb*P)
+						kk, center, row := g.kh*g.kw, g.kh/2*g.kw+g.kw/2, nb*P
+						for ci := 0; ci < g.c; ci++ {
+							r := ci*kk + center
+							for j := 0; j < nb; j++ {
+								copy(gxs[j*inSz+ci*P:j*inSz+(ci+1)*P], dcol[r*row+j*P:r*row+(j+1)*P])
+							}
+							if center > 0 {
+								scatterAddIdx(gxs, dcol[ci*kk*row:r*row], t[ci*kk*row:r*row], row)
+							}
+							if center < kk-1 {
+								scatterAddIdx(gxs, dcol[(r+1)*row:(ci+1)*kk*row], t[(r+1)*row:(ci+1)*kk*row], row)
+							}
+						}
 						return
 					}
 					for j := 0; j < nb; j++ {
