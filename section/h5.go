@@ -106,53 +106,101 @@ func checkH5Length(path string, size int64) error {
 // fuzzing: it allocates local heap data segments and global heap
 // collections at the size written in their headers, so a corrupt size makes
 // the Go runtime abort with "out of memory" (not a recoverable panic). We
-// scan the file for local heap headers ("HEAP", version 0, 3 reserved
-// bytes, then 8-byte segment size, free-list offset and segment address)
-// and global heap collections ("GCOL", version 1, 3 reserved bytes, 8-byte
-// size) and refuse sizes that cannot fit in the file before the library
-// sees them. A header only counts when its reserved bytes are zero (or, for
-// a local heap, its address lies in the file), so random bytes in
-// compressed data practically never look like one (odds about 2^-64 per
-// byte).
+// scan the file for local heap headers ("HEAP", then a version byte, 3
+// reserved bytes, 8-byte segment size, free-list offset and segment
+// address) and global heap collections ("GCOL", version, 3 reserved bytes,
+// 8-byte size) and refuse sizes that cannot fit in the file before the
+// library sees them.
+//
+// A header found by its signature alone may be random bytes of compressed
+// data, so it only counts when it looks real: version 0 (local) or 1
+// (global) with zero reserved bytes, or (local) a segment address inside
+// the file — or, whatever its version byte (the library does not check it;
+// a fuzzed file had "HEAPcccc" and 378 GB), when its position is written
+// somewhere in the file as an 8-byte address, i.e. something points at it.
 func checkHeaps(path string, f *os.File, size int64) error {
 	const hdr = 32 // longest header read
-	var (
-		local  = []byte("HEAP\x00")
-		global = []byte("GCOL\x01")
-		fsize  = uint64(size)
-	)
-	buf := make([]byte, 1<<20+hdr)
-	var off int64
-	for {
-		n, err := f.ReadAt(buf, off)
-		for _, sig := range [][]byte{local, global} {
+	fsize := uint64(size)
+	var pointed []uint64 // suspicious headers of any version, to look up
+	bad := func(kind string, pos, seg uint64) error {
+		return fmt.Errorf("section: %s: corrupt HDF5 file: %s heap at byte %d claims %d bytes in a %d-byte file",
+			path, kind, pos, seg, size)
+	}
+	err := scanFile(f, hdr, func(buf []byte, off int64) error {
+		for _, sig := range [][]byte{[]byte("HEAP"), []byte("GCOL")} {
 			for i := 0; ; i++ {
-				j := bytes.Index(buf[i:n], sig)
-				if j < 0 || i+j+hdr > n {
+				j := bytes.Index(buf[i:], sig)
+				if j < 0 || i+j+hdr > len(buf) {
 					break
 				}
 				i += j
 				h := buf[i : i+hdr]
 				pos := uint64(off) + uint64(i)
-				reservedZero := h[5] == 0 && h[6] == 0 && h[7] == 0
+				canonical := h[5] == 0 && h[6] == 0 && h[7] == 0
 				seg := binary.LittleEndian.Uint64(h[8:])
-				var bad bool
 				if sig[0] == 'H' {
+					canonical = canonical && h[4] == 0
 					addr := binary.LittleEndian.Uint64(h[24:])
-					bad = (reservedZero || addr < fsize) && seg > fsize
+					if seg <= fsize {
+						continue
+					}
+					if canonical || addr < fsize {
+						return bad("local", pos, seg)
+					}
 				} else {
-					bad = reservedZero && seg > fsize-pos
+					canonical = canonical && h[4] == 1
+					if seg <= fsize-pos {
+						continue
+					}
+					if canonical {
+						return bad("global", pos, seg)
+					}
 				}
-				if bad {
-					return fmt.Errorf("section: %s: corrupt HDF5 file: %s heap at byte %d claims %d bytes in a %d-byte file",
-						path, map[byte]string{'H': "local", 'G': "global"}[sig[0]], pos, seg, size)
+				if seg > maxHeapAlloc {
+					pointed = append(pointed, pos)
 				}
 			}
+		}
+		return nil
+	})
+	if err != nil || len(pointed) == 0 {
+		return err
+	}
+	// Is any suspicious header the target of an address in the file?
+	return scanFile(f, 8, func(buf []byte, off int64) error {
+		for _, pos := range pointed {
+			var addr [8]byte
+			binary.LittleEndian.PutUint64(addr[:], pos)
+			if bytes.Contains(buf, addr[:]) {
+				var seg [8]byte
+				if _, err := f.ReadAt(seg[:], int64(pos)+8); err == nil {
+					return bad("referenced", pos, binary.LittleEndian.Uint64(seg[:]))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// maxHeapAlloc is the largest heap size claimed by an unusual header that
+// is let through without checking whether anything points at it.
+const maxHeapAlloc = 1 << 30
+
+// scanFile calls fn on consecutive 1 MiB windows of f that overlap by
+// overlap bytes (so a pattern shorter than that is never split), with the
+// window's file offset; it stops at the first error.
+func scanFile(f *os.File, overlap int, fn func(buf []byte, off int64) error) error {
+	buf := make([]byte, 1<<20+overlap)
+	var off int64
+	for {
+		n, err := f.ReadAt(buf, off)
+		if ferr := fn(buf[:n], off); ferr != nil {
+			return ferr
 		}
 		if err != nil || n < len(buf) {
 			return nil
 		}
-		off += int64(n - hdr)
+		off += int64(n - overlap)
 	}
 }
 
