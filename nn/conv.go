@@ -74,6 +74,9 @@ var gatherTables sync.Map // convGeom -> []int32
 // groupTable is gatherTable for nb images lowered side by side (rows of
 // nb·P columns, image j's input nb·c·h·w values after the first's).
 func (g convGeom) groupTable(nb int) []int32 {
+	if nb == 1 {
+		return g.gatherTable()
+	}
 	type key struct {
 		g  convGeom
 		nb int
@@ -157,6 +160,10 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 // ignored.
 func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 	P := g.cols()
+	if g.ow < narrowWidth && ld == P {
+		g.col2imTable(dx, col, 1, assign)
+		return
+	}
 	center := -1 // a kernel offset whose column-matrix rows are whole planes
 	if assign && g.sameCenter() {
 		center = g.kh/2*g.kw + g.kw/2
@@ -166,21 +173,6 @@ func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 		}
 	} else if assign {
 		clear(dx[:g.c*g.h*g.w])
-	}
-	if g.ow < narrowWidth {
-		t := g.gatherTable()
-		for r := 0; r < g.rows(); r++ {
-			src, idx := col[r*ld:r*ld+P], t[r*P:(r+1)*P]
-			if r%(g.kh*g.kw) == center {
-				continue
-			}
-			for q, off := range idx {
-				if off >= 0 {
-					dx[off] += src[q]
-				}
-			}
-		}
-		return
 	}
 	r := 0
 	for ci := 0; ci < g.c; ci++ {
@@ -200,6 +192,35 @@ func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 				d := plane[(ilo*g.stride-g.pad+ki)*g.w+jlo*g.stride-g.pad+kj:]
 				stridedRowsAdd(d, g.stride*g.w, src[ilo*g.ow+jlo:], g.ow, g.stride, ihi-ilo, jhi-jlo)
 			}
+		}
+	}
+}
+
+// col2imTable is col2im for narrow outputs, through the index table of nb
+// images lowered side by side (dx holds the nb images, col has rows of nb·P
+// values): one AVX-512 scatter-add per row. With assign and a centred
+// kernel (sameCenter), the centre's rows, which cover every pixel once,
+// are copied first and left out of the scatter instead of clearing dx.
+func (g convGeom) col2imTable(dx, col []float32, nb int, assign bool) {
+	t, P, in, row := g.groupTable(nb), g.cols(), g.c*g.h*g.w, nb*g.cols()
+	if !assign || !g.sameCenter() {
+		if assign {
+			clear(dx[:nb*in])
+		}
+		scatterAddIdx(dx, col, t, row)
+		return
+	}
+	kk, center := g.kh*g.kw, g.kh/2*g.kw+g.kw/2
+	for ci := 0; ci < g.c; ci++ {
+		r := ci*kk + center
+		for j := 0; j < nb; j++ {
+			copy(dx[j*in+ci*P:j*in+(ci+1)*P], col[r*row+j*P:r*row+(j+1)*P])
+		}
+		if center > 0 {
+			scatterAddIdx(dx, col[ci*kk*row:r*row], t[ci*kk*row:r*row], row)
+		}
+		if center < kk-1 {
+			scatterAddIdx(dx, col[(r+1)*row:(ci+1)*kk*row], t[(r+1)*row:(ci+1)*kk*row], row)
 		}
 	}
 }
@@ -465,31 +486,8 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					dcol := getBuf(K * G * P)
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
-					if nb > 1 && g.ow < narrowWidth {
-						// Narrow outputs: one scatter over the group's images
-						// (the kernel centre's rows copied first when they
-						// cover every pixel; then they are left out).
-						gxs, t := gx[i0*inSz:i1*inSz], g.groupTable(nb)
-						if !fresh || !g.sameCenter() {
-							if fresh {
-								clear(gxs)
-							}
-							scatterAddIdx(gxs, dcol, t, nb*P)
-							return
-						}
-						kk, center, row := g.kh*g.kw, g.kh/2*g.kw+g.kw/2, nb*P
-						for ci := 0; ci < g.c; ci++ {
-							r := ci*kk + center
-							for j := 0; j < nb; j++ {
-								copy(gxs[j*inSz+ci*P:j*inSz+(ci+1)*P], dcol[r*row+j*P:r*row+(j+1)*P])
-							}
-							if center > 0 {
-								scatterAddIdx(gxs, dcol[ci*kk*row:r*row], t[ci*kk*row:r*row], row)
-							}
-							if center < kk-1 {
-								scatterAddIdx(gxs, dcol[(r+1)*row:(ci+1)*kk*row], t[(r+1)*row:(ci+1)*kk*row], row)
-							}
-						}
+					if g.ow < narrowWidth { // one scatter over the group's images
+						g.col2imTable(gx[i0*inSz:i1*inSz], dcol, nb, fresh)
 						return
 					}
 					for j := 0; j < nb; j++ {
