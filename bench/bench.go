@@ -57,7 +57,7 @@ func data(cfg Config, rng *rand.Rand) (*tensor.Tensor, []int) {
 func TrainStep(m Model, opt *nn.AdamW, params []*nn.Var, x *tensor.Tensor, y []int) float32 {
 	nn.ZeroGrad(params)
 	loss := nn.CrossEntropy(m.Forward(nn.Const(x), true), y, nil)
-	loss.Backward()
+	loss.BackwardRelease()
 	opt.Step(params)
 	return loss.Item()
 }

@@ -131,7 +131,7 @@ func Fit(ctx context.Context, params []*nn.Var, n int, y []int, loss LossFunc, c
 				return 0, fmt.Errorf("classify: training loss is %v at epoch %d (learning rate %g too high, or non-finite features?)", v, epoch, cfg.LR)
 			}
 			nn.ZeroGrad(params)
-			l.Backward()
+			l.BackwardRelease()
 			opt.Step(params)
 		}
 		if len(val) == 0 || epoch < minEpochs {

@@ -19,7 +19,7 @@ func ReLU(x *Var) *Var {
 			y[i] = relu32(a)
 		}
 	})
-	v := newVar(out, x)
+	v := newPooledVar(out, x)
 	if v.requiresGrad {
 		v.backward = func() {
 			G := v.Grad.Data
@@ -203,7 +203,7 @@ func lastAxis(x *Var, fwd func(y, x []float32), bwd func(dx, y, g []float32)) *V
 	rows := x.Value.Size() / n
 	out := tensor.New(shape...)
 	X, Y := x.Value.Data, out.Data
-	tensor.Parallel(rows, 64, func(_, lo, hi int) {
+	tensor.For(rows, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			fwd(Y[r*n:(r+1)*n], X[r*n:(r+1)*n])
 		}
@@ -212,7 +212,7 @@ func lastAxis(x *Var, fwd func(y, x []float32), bwd func(dx, y, g []float32)) *V
 	if v.requiresGrad {
 		v.backward = func() {
 			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(rows, 64, func(_, lo, hi int) {
+			tensor.For(rows, 64, func(lo, hi int) {
 				for r := lo; r < hi; r++ {
 					bwd(gx[r*n:(r+1)*n], Y[r*n:(r+1)*n], G[r*n:(r+1)*n])
 				}

@@ -344,7 +344,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			t := g.groupTable(nb)
 			xs := X[i0*inSz : i1*inSz]
 			if par {
-				tensor.Parallel(K, 8, func(_, lo, hi int) {
+				tensor.For(K, 8, func(lo, hi int) {
 					gatherIdx(col[lo*nb*P:hi*nb*P], xs, t[lo*nb*P:hi*nb*P])
 				})
 			} else {
@@ -358,7 +358,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			}
 		}
 		if par {
-			tensor.Parallel(nb, 1, func(_, lo, hi int) { each(lo, hi) })
+			tensor.For(nb, 1, func(lo, hi int) { each(lo, hi) })
 		} else {
 			each(0, nb)
 		}
@@ -370,19 +370,20 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 		}
 		return tensor.GemmSerial
 	}
-	// Run fn over the groups: in parallel (serial GEMMs) when there are
-	// enough groups, else in order with parallel kernels inside.
-	overGroups := func(fn func(worker, grp int, par bool)) {
+	// Run fn over the groups: in parallel (serial GEMMs, groups claimed
+	// as workers free up) when there are enough groups, else in order with
+	// parallel kernels inside.
+	overGroups := func(fn func(grp int, par bool)) {
 		if groups >= tensor.Threads() {
-			tensor.Parallel(groups, 1, func(wk, lo, hi int) {
+			tensor.For(groups, 1, func(lo, hi int) {
 				for grp := lo; grp < hi; grp++ {
-					fn(wk, grp, false)
+					fn(grp, false)
 				}
 			})
 			return
 		}
 		for grp := 0; grp < groups; grp++ {
-			fn(0, grp, true)
+			fn(grp, true)
 		}
 	}
 	var bias []float32
@@ -407,7 +408,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			}
 			gemm(par)(false, false, o, cols, K, 1, W, K, c, cols, beta, y, cols)
 		}
-		overGroups(func(_, grp int, par bool) {
+		overGroups(func(grp int, par bool) {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0
 			col := getBuf(K * G * P)
@@ -425,7 +426,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, P, bias, ep)
 		})
 	}
-	v := newVar(out, x, w, b)
+	v := newPooledVar(out, x, w, b)
 	if ep != nil && v.requiresGrad {
 		panic("nn: conv2d epilogue in a recorded graph")
 	}
@@ -437,16 +438,22 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			if x.needs() {
 				gx, fresh = x.gradFresh()
 			}
-			nw := tensor.Workers(groups, 1)
+			// The weight gradient is summed per chunk of groups (fixed
+			// chunks, claimed by whichever worker is free), then over the
+			// chunks in order: the result does not depend on the schedule.
+			chunks := 1
+			if groups >= tensor.Threads() {
+				chunks = gradChunks(groups, o*K)
+			}
 			var parts [][]float32
 			if w.needs() {
-				if groups >= tensor.Threads() {
-					parts = make([][]float32, nw)
-				} else {
-					parts = [][]float32{w.grad()}
+				parts = make([][]float32, chunks)
+				if chunks == 1 {
+					parts[0] = w.grad()
 				}
 			}
-			overGroups(func(wk, grp int, par bool) {
+			par := groups < tensor.Threads()
+			backGroup := func(ch, grp int) {
 				i0, i1 := grp*G, min(n, (grp+1)*G)
 				nb := i1 - i0
 				// dY of the group as [o, nb·P].
@@ -461,17 +468,17 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					}
 				}
 				if parts != nil { // dW += dY·colᵀ
-					if parts[wk] == nil {
-						parts[wk] = getBuf(o * K)
-						clear(parts[wk])
+					if parts[ch] == nil {
+						parts[ch] = getBuf(o * K)
+						clear(parts[ch])
 					}
 					col := getBuf(K * G * P)
 					defer putBuf(col)
 					c := lower(col, i0, i1, par)
 					if !par && dotWeightGrad(o, K) {
-						sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[wk], K)
+						sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[ch], K)
 					} else {
-						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[wk], K)
+						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[ch], K)
 					}
 				}
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
@@ -494,8 +501,15 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 						g.col2im(gx[(i0+j)*inSz:(i0+j+1)*inSz], dcol[j*P:], nb*P, fresh)
 					}
 				}
+			}
+			tensor.For(chunks, 1, func(clo, chi int) {
+				for ch := clo; ch < chi; ch++ {
+					for grp := ch * groups / chunks; grp < (ch+1)*groups/chunks; grp++ {
+						backGroup(ch, grp)
+					}
+				}
 			})
-			if parts != nil && groups >= tensor.Threads() {
+			if chunks > 1 && parts != nil {
 				addParts(w.grad(), parts)
 			}
 			if b.needs() {
@@ -541,7 +555,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 	inSz, outSz := cin*P, cout*oh*ow
 	out := tensor.New(n, cout, oh, ow)
 	X, W, Y := x.Value.Data, w.Value.Data, out.Data
-	tensor.Parallel(n, 1, func(_, lo, hi int) {
+	tensor.For(n, 1, func(lo, hi int) {
 		col := getBuf(K * P)
 		defer putBuf(col)
 		for i := lo; i < hi; i++ {
@@ -614,16 +628,28 @@ func fill(s []float32, v float32) {
 	}
 }
 
-// addParts adds the per-worker partial weight gradients parts (nil where a
-// worker had none) into gw and returns their buffers to the pool.
+// gradChunks is the number of fixed chunks of a convolution's groups whose
+// weight gradients ([o·K] each) are summed separately: enough that the last
+// chunks to be claimed are small (at least 4 per worker), few enough that
+// the partial sums stay near 8 MB.
+func gradChunks(groups, size int) int {
+	t := tensor.Threads()
+	return min(groups, 8*t, max(4*t, (2<<20)/size))
+}
+
+// addParts adds the partial weight gradients parts (nil where a chunk had
+// none) into gw, in order (elements in parallel), and returns their buffers
+// to the pool.
 func addParts(gw []float32, parts [][]float32) {
+	tensor.For(len(gw), elemChunk/4, func(lo, hi int) {
+		d := gw[lo:hi]
+		for _, p := range parts {
+			if p != nil {
+				stridedRowsAdd(d, 0, p[lo:hi], 0, 1, 1, len(d))
+			}
+		}
+	})
 	for _, p := range parts {
-		if p == nil {
-			continue
-		}
-		for j, a := range p {
-			gw[j] += a
-		}
 		putBuf(p)
 	}
 }

@@ -126,7 +126,7 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 	if G > 1 {
 		align = P
 	}
-	tensor.Parallel(groups, 1, func(_, lo, hi int) {
+	tensor.For(groups, 1, func(lo, hi int) {
 		for grp := lo; grp < hi; grp++ {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0

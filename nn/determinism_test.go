@@ -51,7 +51,7 @@ func (m *tinyNet) NamedBuffers() map[string]*tensor.Tensor {
 }
 
 // trainTiny trains for a few steps from seed and returns the saved weights.
-func trainTiny(t *testing.T, seed uint64) []byte {
+func trainTiny(t *testing.T, seed uint64, release bool) []byte {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	m := newTinyNet(rng)
 	params := Params(m)
@@ -61,7 +61,11 @@ func trainTiny(t *testing.T, seed uint64) []byte {
 		y := []int{0, 1, 2, 3, 1, 2}
 		ZeroGrad(params)
 		loss := CrossEntropy(m.forward(Const(x), rng), y, nil)
-		loss.Backward()
+		if release {
+			loss.BackwardRelease()
+		} else {
+			loss.Backward()
+		}
 		ClipGradNorm(params, 1)
 		opt.LR = 1e-2 * CosineWarmup(step, 4, 1)
 		opt.Step(params)
@@ -78,19 +82,77 @@ func trainTiny(t *testing.T, seed uint64) []byte {
 }
 
 // TestTrainingIsDeterministic checks that the same seed and thread count
-// give bit-identical weights, and that a different seed does not.
+// give bit-identical weights (also when the intermediate values are
+// recycled by BackwardRelease, whatever the order in which workers claimed
+// the work), and that a different seed does not.
 func TestTrainingIsDeterministic(t *testing.T) {
 	defer tensor.SetThreads(tensor.Threads())
 	for _, threads := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(threads), func(t *testing.T) {
 			tensor.SetThreads(threads)
-			a, b := trainTiny(t, 7), trainTiny(t, 7)
-			if !bytes.Equal(a, b) {
-				t.Fatal("two runs with the same seed differ")
+			a := trainTiny(t, 7, false)
+			for i := 0; i < 3; i++ {
+				if !bytes.Equal(a, trainTiny(t, 7, i%2 == 0)) {
+					t.Fatalf("run %d with the same seed differs", i+2)
+				}
 			}
-			if bytes.Equal(a, trainTiny(t, 8)) {
+			if bytes.Equal(a, trainTiny(t, 8, false)) {
 				t.Fatal("runs with different seeds agree: the test cannot detect anything")
 			}
 		})
+	}
+}
+
+// TestBackwardRelease checks that BackwardRelease gives the gradients of
+// Backward, empties the intermediate values it recycled and keeps the
+// root's and the leaves'.
+func TestBackwardRelease(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 1))
+	m := newTinyNet(rng)
+	params := Params(m)
+	x := randT(rng, 4, 3, 10, 10)
+	y := []int{0, 1, 2, 3}
+	grads := func(release bool) ([][]float32, *Var, *Var, *Var) {
+		ZeroGrad(params)
+		in := Const(x)
+		h := m.c1.Forward(in)
+		loss := CrossEntropy(m.fc.Forward(GlobalAvgPool(m.c2.Forward(ReLU(h)))), y, nil)
+		if release {
+			loss.BackwardRelease()
+		} else {
+			loss.Backward()
+		}
+		var out [][]float32
+		for _, p := range params {
+			if p.Grad != nil {
+				out = append(out, append([]float32(nil), p.Grad.Data...))
+			}
+		}
+		return out, in, h, loss
+	}
+	want, _, _, _ := grads(false)
+	got, in, h, loss := grads(true)
+	if len(got) != len(want) || len(want) < 4 {
+		t.Fatalf("%d gradients with BackwardRelease, %d with Backward", len(got), len(want))
+	}
+	for i := range want {
+		for j := range want[i] {
+			if want[i][j] != got[i][j] {
+				t.Fatalf("param %d grad %d: %v with BackwardRelease, %v with Backward", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+	if h.Value != nil {
+		t.Error("the convolution's output was not released")
+	}
+	if loss.Value == nil || in.Value == nil || len(in.Value.Data) != x.Size() || m.c1.W.Value == nil {
+		t.Error("the root, the input or a parameter lost its value")
+	}
+	// A root that shares its parent's memory keeps it.
+	a := Param(randT(rng, 1))
+	r := Reshape(ReLU(a), 1)
+	r.BackwardRelease()
+	if len(r.Value.Data) != 1 {
+		t.Error("the root's memory was recycled through its parent")
 	}
 }

@@ -54,7 +54,7 @@ func BatchMatMul(a, b *Var, transB bool) *Var {
 	out := tensor.New(nb, m, n)
 	A, B, O := a.Value.Data, b.Value.Data, out.Data
 	sa, sbb, so := m*k, k*n, m*n
-	tensor.Parallel(nb, 1, func(_, lo, hi int) {
+	tensor.For(nb, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			tensor.GemmSerial(false, transB, m, n, k, 1, A[i*sa:], k, B[i*sbb:], ldb, 0, O[i*so:], n)
 		}
@@ -64,7 +64,7 @@ func BatchMatMul(a, b *Var, transB bool) *Var {
 		v.backward = func() {
 			G := v.Grad.Data
 			ga, gb := a.gradIfNeeded(), b.gradIfNeeded()
-			tensor.Parallel(nb, 1, func(_, lo, hi int) {
+			tensor.For(nb, 1, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					g := G[i*so:]
 					if ga != nil { // dA = G·op(B)ᵀ

@@ -42,7 +42,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	invstd := make([]float32, c)
 	scale, shift := make([]float32, c), make([]float32, c) // y = scale·x + shift (then ReLU)
 	// Image i's plane of channel ch is s[(i*c+ch)*inner : (i*c+ch+1)*inner].
-	tensor.Parallel(c, 1, func(_, lo, hi int) {
+	tensor.For(c, 1, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			var mu, vr float64
 			if train {
@@ -82,7 +82,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			}
 		}
 	})
-	v := newVar(out, x, gamma, beta)
+	v := newPooledVar(out, x, gamma, beta)
 	if v.requiresGrad {
 		v.backward = func() {
 			G := v.Grad.Data
@@ -97,7 +97,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			if beta.needs() {
 				gb = beta.grad()
 			}
-			tensor.Parallel(c, 1, func(_, lo, hi int) {
+			tensor.For(c, 1, func(lo, hi int) {
 				for ch := lo; ch < hi; ch++ {
 					g := float32(1)
 					if gamma != nil {
@@ -155,7 +155,7 @@ func LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 	Y := out.Data
 	xhat := make([]float32, len(X))
 	invstd := make([]float32, rows)
-	tensor.Parallel(rows, 32, func(_, lo, hi int) {
+	tensor.For(rows, 32, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := X[r*d : (r+1)*d]
 			mu := sum32(xr) / float64(d)
@@ -196,7 +196,7 @@ func LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 				return
 			}
 			gx := x.grad()
-			tensor.Parallel(rows, 32, func(_, lo, hi int) {
+			tensor.For(rows, 32, func(lo, hi int) {
 				dxh := make([]float32, d)
 				for r := lo; r < hi; r++ {
 					var s, sx float32

@@ -9,9 +9,9 @@ import (
 // elemChunk is the smallest number of elements worth a goroutine.
 const elemChunk = 1 << 15
 
-// parallelFor runs fn over [0, n) in contiguous blocks on tensor.Threads() workers.
+// parallelFor runs fn over [0, n) in contiguous blocks on tensor.Threads() workers (tensor.For).
 func parallelFor(n int, fn func(lo, hi int)) {
-	tensor.Parallel(n, elemChunk, func(_, lo, hi int) { fn(lo, hi) })
+	tensor.For(n, elemChunk, func(lo, hi int) { fn(lo, hi) })
 }
 
 // broadcast describes how two shapes combine under numpy broadcasting.
@@ -512,7 +512,7 @@ func addSame(a, b *Var) *Var {
 			o[i] = x + y[i]
 		}
 	})
-	v := newVar(out, a, b)
+	v := newPooledVar(out, a, b)
 	if v.requiresGrad {
 		v.backward = func() {
 			for _, p := range []*Var{a, b} {

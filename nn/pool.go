@@ -237,16 +237,16 @@ func Upsample2x(x *Var) *Var {
 // Var. The backward pass runs bwd(p, G, gx) for each plane in parallel,
 // with G the output's gradient and gx the gradient of x to accumulate into.
 func planewise(x *Var, out *tensor.Tensor, planes int, fwd func(p int), bwd func(p int, G, gx []float32)) *Var {
-	tensor.Parallel(planes, 16, func(_, lo, hi int) {
+	tensor.For(planes, 16, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			fwd(p)
 		}
 	})
-	v := newVar(out, x)
+	v := newPooledVar(out, x)
 	if v.requiresGrad {
 		v.backward = func() {
 			G, gx := v.Grad.Data, x.grad()
-			tensor.Parallel(planes, 16, func(_, lo, hi int) {
+			tensor.For(planes, 16, func(lo, hi int) {
 				for p := lo; p < hi; p++ {
 					bwd(p, G, gx)
 				}

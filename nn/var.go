@@ -13,6 +13,7 @@ package nn
 import (
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -24,6 +25,7 @@ type Var struct {
 	Grad  *tensor.Tensor
 
 	requiresGrad bool
+	pooled       bool // Value's buffer came from the pool and is v's alone
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
 }
@@ -86,6 +88,14 @@ func newVar(value *tensor.Tensor, parents ...*Var) *Var {
 	return out
 }
 
+// newPooledVar is newVar for a value from newUninit owned by the result
+// alone: BackwardRelease may return it to the pool.
+func newPooledVar(value *tensor.Tensor, parents ...*Var) *Var {
+	v := newVar(value, parents...)
+	v.pooled = true
+	return v
+}
+
 // grad returns v's gradient buffer for accumulation, allocating zeros on
 // first use.
 func (v *Var) grad() []float32 {
@@ -131,10 +141,26 @@ func (v *Var) Backward() {
 	v.BackwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...))
 }
 
+// BackwardRelease is Backward that also recycles the memory of the graph's
+// intermediate results as soon as backpropagation is past them, so the
+// next step reuses it instead of allocating and zeroing fresh buffers (a
+// conv4 training step at batch 64 allocates ~125 MB of activations). After
+// it, the Value of every intermediate Var of the graph (not v's, not the
+// leaves') is nil and its tensor's Data is empty: using one fails loudly.
+// Call it only when nothing but v is read after the backward pass.
+func (v *Var) BackwardRelease() {
+	if v.Value.Size() != 1 {
+		panic(fmt.Sprintf("nn: Backward on a non-scalar of shape %v", v.Value.Shape))
+	}
+	v.backwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...), true)
+}
+
 // BackwardFrom runs backpropagation from a non-scalar v seeded with the
 // gradient seed (v's size), like torch's v.backward(seed): the gradients
 // are those of Σ v·seed.
-func (v *Var) BackwardFrom(seed *tensor.Tensor) {
+func (v *Var) BackwardFrom(seed *tensor.Tensor) { v.backwardFrom(seed, false) }
+
+func (v *Var) backwardFrom(seed *tensor.Tensor, release bool) {
 	if seed.Size() != v.Value.Size() {
 		panic(fmt.Sprintf("nn: BackwardFrom seed of shape %v for a Var of shape %v", seed.Shape, v.Value.Shape))
 	}
@@ -162,8 +188,22 @@ func (v *Var) BackwardFrom(seed *tensor.Tensor) {
 			n.Grad = nil
 			n.parents = nil
 			n.backward = nil
+			if release && n.pooled && n != v && !overlaps(n.Value.Data, v.Value.Data) {
+				putBuf(n.Value.Data)
+				n.Value.Data = nil
+				n.Value = nil
+			}
 		}
 	}
+}
+
+// overlaps reports whether two slices share memory.
+func overlaps(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, b0 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return a0 < b0+4*uintptr(len(b)) && b0 < a0+4*uintptr(len(a))
 }
 
 // topoSort returns the nodes reachable from root that require a gradient,

@@ -286,7 +286,7 @@ func Run(ctx context.Context, task Task, cfg LoopConfig, prog progress.Reporter)
 		if err := checkTerms(terms); err != nil || !finite(total) {
 			return hist, diverged(step, start, total, terms, lr, lastNorm)
 		}
-		loss.Backward()
+		loss.BackwardRelease() // nothing of the step is read after it
 		norm := clipGrads(plist, cfg.ClipNorm)
 		if !finite(norm) {
 			return hist, badGradient(step, names, plist, total, lr)

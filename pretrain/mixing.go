@@ -78,7 +78,7 @@ func KNearest(x []float32, n, d, k int) []int {
 		m := hi - lo
 		// dots[r, j] = x[lo+r] · x[j]
 		tensor.Gemm(false, true, m, n, d, 1, x[lo*d:hi*d], d, x, d, 0, dots[:m*n], n)
-		tensor.Parallel(m, 8, func(_, a, b int) {
+		tensor.For(m, 8, func(a, b int) {
 			h := &maxHeap{}
 			for r := a; r < b; r++ {
 				i := lo + r

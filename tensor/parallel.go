@@ -49,6 +49,49 @@ func Parallel(n, minPer int, fn func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
+// For runs fn over [0, n) in contiguous blocks of at least minPer items
+// (except the last) on up to Threads() workers that claim blocks as they
+// go: blocks shrink as the range runs out (each is the remaining range over
+// twice the workers), so a worker on a slower or busier core simply takes
+// fewer. Use it when fn's result does not depend on how [0, n) is cut (each
+// item written by one block, nothing reduced across blocks); per-worker
+// partial sums need Parallel's fixed blocks. On a 2-core host whose cores
+// ran unevenly (one worker 4–12 % slower), the fixed halves left 8–12 % of a
+// conv4 training step's worker time idle.
+func For(n, minPer int, fn func(lo, hi int)) {
+	w := Workers(n, minPer)
+	if w <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	minPer = max(minPer, 1)
+	var next atomic.Int64
+	run := func() {
+		for {
+			lo := int(next.Load())
+			if lo >= n {
+				return
+			}
+			hi := min(n, lo+max(minPer, (n-lo+2*w-1)/(2*w)))
+			if next.CompareAndSwap(int64(lo), int64(hi)) {
+				fn(lo, hi)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < w; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
+	}
+	run()
+	wg.Wait()
+}
+
 // Workers returns how many workers Parallel(n, minPer, ...) will use.
 func Workers(n, minPer int) int {
 	if minPer < 1 {
