@@ -161,7 +161,7 @@ func (g convGeom) im2col(col []float32, ld int, x []float32) {
 func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 	P := g.cols()
 	if g.ow < narrowWidth && ld == P {
-		g.col2imTable(dx, col, 1, assign)
+		g.col2imTable(dx, col, 1, assign, false)
 		return
 	}
 	center := -1 // a kernel offset whose column-matrix rows are whole planes
@@ -201,27 +201,50 @@ func (g convGeom) col2im(dx, col []float32, ld int, assign bool) {
 // values): one AVX-512 scatter-add per row. With assign and a centred
 // kernel (sameCenter), the centre's rows, which cover every pixel once,
 // are copied first and left out of the scatter instead of clearing dx.
-func (g convGeom) col2imTable(dx, col []float32, nb int, assign bool) {
+// With par, channels are split between workers (a channel's rows of col
+// write only that channel's planes).
+func (g convGeom) col2imTable(dx, col []float32, nb int, assign, par bool) {
 	t, P, in, row := g.groupTable(nb), g.cols(), g.c*g.h*g.w, nb*g.cols()
-	if !assign || !g.sameCenter() {
+	kk, hw := g.kh*g.kw, g.h*g.w
+	center := -1
+	if assign && g.sameCenter() {
+		center = g.kh/2*g.kw + g.kw/2
+	}
+	if !par && center < 0 {
 		if assign {
 			clear(dx[:nb*in])
 		}
 		scatterAddIdx(dx, col, t, row)
 		return
 	}
-	kk, center := g.kh*g.kw, g.kh/2*g.kw+g.kw/2
-	for ci := 0; ci < g.c; ci++ {
-		r := ci*kk + center
-		for j := 0; j < nb; j++ {
-			copy(dx[j*in+ci*P:j*in+(ci+1)*P], col[r*row+j*P:r*row+(j+1)*P])
+	channels := func(lo, hi int) {
+		for ci := lo; ci < hi; ci++ {
+			c0, c1 := ci*kk*row, (ci+1)*kk*row
+			if center < 0 {
+				if assign {
+					for j := 0; j < nb; j++ {
+						clear(dx[j*in+ci*hw : j*in+(ci+1)*hw])
+					}
+				}
+				scatterAddIdx(dx, col[c0:c1], t[c0:c1], row)
+				continue
+			}
+			r := ci*kk + center
+			for j := 0; j < nb; j++ {
+				copy(dx[j*in+ci*P:j*in+(ci+1)*P], col[r*row+j*P:r*row+(j+1)*P])
+			}
+			if center > 0 {
+				scatterAddIdx(dx, col[c0:r*row], t[c0:r*row], row)
+			}
+			if center < kk-1 {
+				scatterAddIdx(dx, col[(r+1)*row:c1], t[(r+1)*row:c1], row)
+			}
 		}
-		if center > 0 {
-			scatterAddIdx(dx, col[ci*kk*row:r*row], t[ci*kk*row:r*row], row)
-		}
-		if center < kk-1 {
-			scatterAddIdx(dx, col[(r+1)*row:(ci+1)*kk*row], t[(r+1)*row:(ci+1)*kk*row], row)
-		}
+	}
+	if par {
+		tensor.For(g.c, 1, channels)
+	} else {
+		channels(0, g.c)
 	}
 }
 
@@ -461,10 +484,17 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				if nb > 1 {
 					dy = getBuf(o * G * P)[:o*nb*P]
 					defer putBuf(dy[:o*G*P])
-					for j := 0; j < nb; j++ {
-						for oc := 0; oc < o; oc++ {
-							copy(dy[oc*nb*P+j*P:oc*nb*P+(j+1)*P], Gd[(i0+j)*outSz+oc*P:(i0+j)*outSz+(oc+1)*P])
+					images := func(lo, hi int) {
+						for j := lo; j < hi; j++ {
+							for oc := 0; oc < o; oc++ {
+								copy(dy[oc*nb*P+j*P:oc*nb*P+(j+1)*P], Gd[(i0+j)*outSz+oc*P:(i0+j)*outSz+(oc+1)*P])
+							}
 						}
+					}
+					if par {
+						tensor.For(nb, 1, images)
+					} else {
+						images(0, nb)
 					}
 				}
 				if parts != nil { // dW += dY·colᵀ
@@ -494,7 +524,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					defer putBuf(dcol)
 					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
 					if g.ow < narrowWidth { // one scatter over the group's images
-						g.col2imTable(gx[i0*inSz:i1*inSz], dcol, nb, fresh)
+						g.col2imTable(gx[i0*inSz:i1*inSz], dcol, nb, fresh, par)
 						return
 					}
 					for j := 0; j < nb; j++ {

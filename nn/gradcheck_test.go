@@ -277,6 +277,9 @@ func TestGradientsThreads(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 3))
 			in := []*Var{Param(randT(r, 5, 2, 4, 4)), Param(randT(r, 3, 2, 3, 3))}
 			checkGrads(t, in, func() *Var { return Conv2d(in[0], in[1], nil, 1, 1) })
+			// One group of narrow outputs split by channel (not centred).
+			in2 := []*Var{Param(randT(r, 5, 3, 6, 6)), Param(randT(r, 2, 3, 3, 3))}
+			checkGrads(t, in2, func() *Var { return Conv2d(in2[0], in2[1], nil, 2, 1) })
 		})
 	}
 }

@@ -11,6 +11,7 @@
 package nn
 
 import (
+	"time"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -101,7 +102,7 @@ func newPooledVar(value *tensor.Tensor, parents ...*Var) *Var {
 func (v *Var) grad() []float32 {
 	if v.Grad == nil {
 		b := getBuf(v.Value.Size())
-		clear(b)
+		parallelFor(len(b), func(lo, hi int) { clear(b[lo:hi]) })
 		v.Grad = tensor.FromSlice(b, v.Value.Shape...)
 	}
 	return v.Grad.Data
@@ -178,7 +179,13 @@ func (v *Var) backwardFrom(seed *tensor.Tensor, release bool) {
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
 		if n.backward != nil && n.Grad != nil {
-			n.backward()
+			if ZZHook != nil {
+				t0 := time.Now()
+				n.backward()
+				ZZHook(fmt.Sprint(n.Value.Shape, len(n.parents)), time.Since(t0))
+			} else {
+				n.backward()
+			}
 		}
 		if n.parents != nil {
 			// Intermediate node: recycle its gradient, drop the graph edges.
