@@ -446,7 +446,13 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			tmp := getBuf(o * G * P)
 			defer putBuf(tmp)
 			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
-			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, P, bias, ep)
+			if !par {
+				scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, nb*P, P, bias, ep)
+				return
+			}
+			tensor.For(nb, 1, func(lo, hi int) {
+				scatterGroup(Y[(i0+lo)*outSz:(i0+hi)*outSz], tmp[lo*P:], o, hi-lo, nb*P, P, bias, ep)
+			})
 		})
 	}
 	v := newPooledVar(out, x, w, b)

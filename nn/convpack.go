@@ -147,19 +147,20 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 			}
 			tmp := getBuf(o * G * P)
 			pa.Mul(nb*P, align, pack, 0, tmp[:o*nb*P], nb*P)
-			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, P, bias, ep)
+			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, nb*P, P, bias, ep)
 			putBuf(tmp)
 		}
 	})
 }
 
-// scatterGroup moves a group's product tmp [o, nb·P] to its images' outputs
-// y [nb, o, P], adding bias and applying the epilogue.
-func scatterGroup(y, tmp []float32, o, nb, P int, bias []float32, ep *epilogue) {
+// scatterGroup moves nb images' columns of a group's product tmp (o rows
+// ld apart, image j's P columns at j·P) to their outputs y [nb, o, P],
+// adding bias and applying the epilogue.
+func scatterGroup(y, tmp []float32, o, nb, ld, P int, bias []float32, ep *epilogue) {
 	for j := 0; j < nb; j++ {
 		yi := y[j*o*P : (j+1)*o*P]
 		for oc := 0; oc < o; oc++ {
-			src := tmp[oc*nb*P+j*P : oc*nb*P+(j+1)*P]
+			src := tmp[oc*ld+j*P : oc*ld+(j+1)*P]
 			dst := yi[oc*P : (oc+1)*P]
 			if bias == nil {
 				copy(dst, src)
