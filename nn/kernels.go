@@ -28,6 +28,34 @@ func shiftedSums(x []float32, s float32) (float64, float64) {
 	return sumLanes(lanes[:32]), sumLanes(lanes[32:])
 }
 
+// planeSums returns the two per-channel sums of n planes of inner values
+// (plane i at off(i)): sums(lanes, i) adds plane i's into the 64 lanes
+// (AVX-512), perPlane(i) returns them in float64 (Go). Planes of at least
+// sumMin values go through the lanes one plane at a time; smaller ones
+// (deep layers' 8×8 or 4×4 maps) share the lanes for up to 4,096 values
+// before they are added up in float64, instead of a scalar loop.
+func planeSums(n, inner int, sums func(lanes *[64]float32, i int), perPlane func(i int) (float64, float64)) (float64, float64) {
+	var a, b float64
+	if !useAVX512 || inner < simdMin {
+		for i := 0; i < n; i++ {
+			x, y := perPlane(i)
+			a += x
+			b += y
+		}
+		return a, b
+	}
+	var lanes [64]float32
+	for i, cnt := 0, 0; i < n; i++ {
+		sums(&lanes, i)
+		if cnt += inner; cnt >= 4096 || i == n-1 || inner >= sumMin {
+			a += sumLanes(lanes[:32])
+			b += sumLanes(lanes[32:])
+			lanes, cnt = [64]float32{}, 0
+		}
+	}
+	return a, b
+}
+
 // sumLanes adds partial sums in float64, in order.
 func sumLanes(l []float32) float64 {
 	var t float64

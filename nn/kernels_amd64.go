@@ -28,9 +28,13 @@ func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
 //go:noescape
 func affineAVX(y, x *float32, n int, a, b float32, relu bool)
 
+// shiftedSumsAVX adds Σ(x−s) and Σ(x−s)² lane-wise into out[0:32] and out[32:64].
+//
 //go:noescape
 func shiftedSumsAVX(x *float32, n int, s float32, out *float32)
 
+// bnGradSumsAVX adds bnGradSums' two sums lane-wise into out[0:32] and out[32:64].
+//
 //go:noescape
 func bnGradSumsAVX(dy, x *float32, n int, mu, ra, rb float32, relu bool, out *float32)
 

@@ -271,3 +271,38 @@ func TestMaxPoolSIMD(t *testing.T) {
 		sameBits(t, "maxpool grad", hw[0]*hw[1], grads[0], grads[1])
 	}
 }
+
+// TestPlaneSums checks BatchNorm's per-channel sums over planes of several
+// sizes (small planes share the AVX-512 lanes) against float64 loops.
+func TestPlaneSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, inner := range []int{1, 4, 15, 16, 64, 127, 128, 300} {
+		for _, n := range []int{1, 3, 64, 200} {
+			x := make([]float32, n*inner)
+			dy := make([]float32, n*inner)
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) + 2
+				dy[i] = float32(r.NormFloat64())
+			}
+			var ws, wq, gs, gq float64
+			for i := range n {
+				a, b := shiftedSumsGo(x[i*inner:(i+1)*inner], 1.5)
+				ws, wq = ws+a, wq+b
+				a, b = bnGradSumsGo(dy[i*inner:(i+1)*inner], x[i*inner:(i+1)*inner], 2, 0.7, -1, true)
+				gs, gq = gs+a, gq+b
+			}
+			s, q := planeSums(n, inner, func(l *[64]float32, i int) {
+				shiftedSumsAVX(&x[i*inner], inner, 1.5, &l[0])
+			}, func(i int) (float64, float64) { return shiftedSums(x[i*inner:(i+1)*inner], 1.5) })
+			near(t, "planeSums shifted", n*inner, ws, s)
+			near(t, "planeSums shifted squares", n*inner, wq, q)
+			s, q = planeSums(n, inner, func(l *[64]float32, i int) {
+				bnGradSumsAVX(&dy[i*inner], &x[i*inner], inner, 2, 0.7, -1, true, &l[0])
+			}, func(i int) (float64, float64) {
+				return bnGradSums(dy[i*inner:(i+1)*inner], x[i*inner:(i+1)*inner], 2, 0.7, -1, true)
+			})
+			near(t, "planeSums grad", n*inner, gs, s)
+			near(t, "planeSums grad·x", n*inner, gq, q)
+		}
+	}
+}

@@ -49,13 +49,12 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 				// One pass of sums shifted by a sample value (no cancellation
 				// when the mean is large against the spread).
 				shift := X[ch*inner]
-				var s, ss float64
-				for i := 0; i < n; i++ {
+				s, ss := planeSums(n, inner, func(lanes *[64]float32, i int) {
+					shiftedSumsAVX(&X[(i*c+ch)*inner], inner, shift, &lanes[0])
+				}, func(i int) (float64, float64) {
 					o := (i*c + ch) * inner
-					a, b := shiftedSums(X[o:o+inner], shift)
-					s += a
-					ss += b
-				}
+					return shiftedSums(X[o:o+inner], shift)
+				})
 				d := s / float64(m)
 				mu = float64(shift) + d
 				vr = math.Max(ss/float64(m)-d*d, 0)
@@ -105,13 +104,13 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					}
 					mu, is := mean[ch], invstd[ch]
 					// sdy = Σ dy, sdyx = Σ dy·x̂ (dy masked by the ReLU).
-					var sdy, sdyx float64
-					for i := 0; i < n; i++ {
+					sdy, sdyx := planeSums(n, inner, func(lanes *[64]float32, i int) {
 						o := (i*c + ch) * inner
-						a, b := bnGradSums(G[o:o+inner], X[o:o+inner], mu, scale[ch], shift[ch], relu)
-						sdy += a
-						sdyx += b
-					}
+						bnGradSumsAVX(&G[o], &X[o], inner, mu, scale[ch], shift[ch], relu, &lanes[0])
+					}, func(i int) (float64, float64) {
+						o := (i*c + ch) * inner
+						return bnGradSums(G[o:o+inner], X[o:o+inner], mu, scale[ch], shift[ch], relu)
+					})
 					sdyx *= float64(is)
 					if gg != nil {
 						gg[ch] += float32(sdyx)
