@@ -11,7 +11,6 @@
 package nn
 
 import (
-	"time"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -179,13 +178,7 @@ func (v *Var) backwardFrom(seed *tensor.Tensor, release bool) {
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
 		if n.backward != nil && n.Grad != nil {
-			if ZZHook != nil {
-				t0 := time.Now()
-				n.backward()
-				ZZHook(fmt.Sprint(n.Value.Shape, len(n.parents)), time.Since(t0))
-			} else {
-				n.backward()
-			}
+			n.backward()
 		}
 		if n.parents != nil {
 			// Intermediate node: recycle its gradient, drop the graph edges.
