@@ -460,8 +460,13 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 		panic("nn: conv2d epilogue in a recorded graph")
 	}
 	if v.requiresGrad {
+		v.lazyOK = b == nil // the bias gradient needs dY whole
 		v.backward = func() {
-			Gd := v.Grad.Data
+			lazy := v.lazy
+			var Gd []float32
+			if lazy == nil {
+				Gd = v.Grad.Data
+			}
 			var gx []float32
 			fresh := false
 			if x.needs() {
@@ -486,8 +491,19 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				i0, i1 := grp*G, min(n, (grp+1)*G)
 				nb := i1 - i0
 				// dY of the group as [o, nb·P].
-				dy := Gd[i0*outSz : i1*outSz]
-				if nb > 1 {
+				var dy []float32
+				switch {
+				case lazy != nil: // computed here, into a buffer still in cache
+					dy = getBuf(o * G * P)[:o*nb*P]
+					defer putBuf(dy[:o*G*P])
+					if par {
+						tensor.For(nb, 1, func(lo, hi int) { lazy.fill(dy[lo*P:], nb*P, i0+lo, i0+hi) })
+					} else {
+						lazy.fill(dy, nb*P, i0, i1)
+					}
+				case nb == 1:
+					dy = Gd[i0*outSz : i1*outSz]
+				default:
 					dy = getBuf(o * G * P)[:o*nb*P]
 					defer putBuf(dy[:o*G*P])
 					images := func(lo, hi int) {

@@ -156,3 +156,52 @@ func TestBackwardRelease(t *testing.T) {
 		t.Error("the root's memory was recycled through its parent")
 	}
 }
+
+// TestLazyGradSameBits checks that BatchNorm handing its input gradient to
+// the convolution before it (lazyGrad) gives bit for bit the gradients of
+// writing it out, for wide and narrow maps, one and several image groups,
+// with and without ReLU, and that a convolution output read twice is not
+// handed over.
+func TestLazyGradSameBits(t *testing.T) {
+	defer func(s bool) { useLazyGrad = s }(useLazyGrad)
+	defer tensor.SetThreads(tensor.Threads())
+	for _, threads := range []int{1, 2} {
+		for _, size := range []int{4, 16} {
+			tensor.SetThreads(threads)
+			rng := rand.New(rand.NewPCG(uint64(size), 4))
+			c1, c2 := NewConv2d(3, 8, 3, 1, 1, false, rng), NewConv2d(8, 8, 3, 2, 1, false, rng)
+			b1, b2 := NewBatchNorm2d(8), NewBatchNorm2d(8)
+			x := Param(randT(rng, 6, 3, size, size))
+			params := []*Var{x, c1.W, c2.W, b1.Gamma, b1.Beta, b2.Gamma, b2.Beta}
+			run := func(lazy bool, shared bool) [][]float32 {
+				useLazyGrad = lazy
+				for _, p := range params {
+					p.ZeroGrad()
+				}
+				z := c1.Forward(x)
+				h := b1.ForwardReLU(z, true)
+				out := b2.Forward(c2.Forward(h), true)
+				loss := Mean(Mul(out, out))
+				if shared { // z read by a second op: no hand-over
+					loss = Add(loss, Mean(z))
+				}
+				loss.Backward()
+				var g [][]float32
+				for _, p := range params {
+					g = append(g, append([]float32(nil), p.Grad.Data...))
+				}
+				return g
+			}
+			for _, shared := range []bool{false, true} {
+				want, got := run(false, shared), run(true, shared)
+				for i := range want {
+					for j := range want[i] {
+						if want[i][j] != got[i][j] {
+							t.Fatalf("threads %d size %d shared %v: param %d grad %d is %v lazily, %v written out", threads, size, shared, i, j, got[i][j], want[i][j])
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -87,7 +87,14 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			G := v.Grad.Data
 			var gx, gg, gb []float32
 			fresh := false
-			if x.needs() {
+			// x's only reader is this op and its backward can take the
+			// gradient lazily: hand it the coefficients instead of
+			// writing dx.
+			lazy := useLazyGrad && x.needs() && x.lazyOK && x.uses == 1 && x.Grad == nil && x.lazy == nil
+			var cA, cB, cC []float32
+			if lazy {
+				cA, cB, cC = make([]float32, c), make([]float32, c), make([]float32, c)
+			} else if x.needs() {
 				gx, fresh = x.gradFresh()
 			}
 			if gamma.needs() {
@@ -118,7 +125,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					if gb != nil {
 						gb[ch] += float32(sdy)
 					}
-					if gx == nil {
+					if gx == nil && !lazy {
 						continue
 					}
 					// Training: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂));
@@ -129,16 +136,38 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 						B = -k * float32(sdyx/float64(m)) * is
 						C = -k * float32(sdy/float64(m))
 					}
+					if lazy {
+						cA[ch], cB[ch], cC[ch] = A, B, C
+						continue
+					}
 					for i := 0; i < n; i++ {
 						o := (i*c + ch) * inner
 						bnGradInput(gx[o:o+inner], G[o:o+inner], X[o:o+inner], mu, A, B, C, scale[ch], shift[ch], relu, fresh)
 					}
 				}
 			})
+			if lazy {
+				v.Grad = nil // G now belongs to x.lazy, freed after x's backward
+				x.lazy = &lazyGrad{
+					fill: func(dst []float32, ld, i0, i1 int) {
+						for i := i0; i < i1; i++ {
+							for ch := 0; ch < c; ch++ {
+								o, d := (i*c+ch)*inner, ch*ld+(i-i0)*inner
+								bnGradInput(dst[d:d+inner], G[o:o+inner], X[o:o+inner], mean[ch], cA[ch], cB[ch], cC[ch], scale[ch], shift[ch], relu, true)
+							}
+						}
+					},
+					free: func() { putBuf(G) },
+				}
+			}
 		}
 	}
 	return v
 }
+
+// useLazyGrad lets BatchNorm hand its input gradient to the convolution
+// before it as a lazyGrad (tests compare both paths).
+var useLazyGrad = true
 
 // LayerNorm normalises the last axis of x to zero mean and unit variance,
 // then scales by gamma and shifts by beta (both [D], may be nil).

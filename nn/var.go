@@ -26,6 +26,9 @@ type Var struct {
 
 	requiresGrad bool
 	pooled       bool // Value's buffer came from the pool and is v's alone
+	uses         int32     // recorded ops that took v as an input
+	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
+	lazy         *lazyGrad // v's gradient, when its only consumer handed it over so
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
 }
@@ -85,7 +88,26 @@ func newVar(value *tensor.Tensor, parents ...*Var) *Var {
 			break
 		}
 	}
+	if out.requiresGrad {
+		for _, p := range parents {
+			if p != nil {
+				p.uses++
+			}
+		}
+	}
 	return out
+}
+
+// lazyGrad is a gradient handed to its Var's backward as a function
+// instead of a buffer, so that it is computed where it is used, in cache:
+// BatchNorm gives it to the convolution before it (whose output it alone
+// reads) instead of writing the full input gradient to memory for the
+// convolution to read back. fill writes the gradient of images [i0, i1) of
+// a [N, C, P] value into dst, channel rows ld apart and image i0+j's P
+// values at j·P; free runs once the backward is done with it.
+type lazyGrad struct {
+	fill func(dst []float32, ld, i0, i1 int)
+	free func()
 }
 
 // newPooledVar is newVar for a value from newUninit owned by the result
@@ -177,8 +199,12 @@ func (v *Var) backwardFrom(seed *tensor.Tensor, release bool) {
 	}
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
-		if n.backward != nil && n.Grad != nil {
+		if n.backward != nil && (n.Grad != nil || n.lazy != nil) {
 			n.backward()
+		}
+		if n.lazy != nil {
+			n.lazy.free()
+			n.lazy = nil
 		}
 		if n.parents != nil {
 			// Intermediate node: recycle its gradient, drop the graph edges.
