@@ -25,7 +25,7 @@ type Var struct {
 	Grad  *tensor.Tensor
 
 	requiresGrad bool
-	pooled       bool // Value's buffer came from the pool and is v's alone
+	pooled       bool      // Value's buffer came from the pool and is v's alone
 	uses         int32     // recorded ops that took v as an input
 	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
 	lazy         *lazyGrad // v's gradient, when its only consumer handed it over so
