@@ -43,8 +43,11 @@ func Conv4Layers(cfg Config, reps int) []LayerStat {
 		fwd, bwd := time.Duration(1<<62), time.Duration(1<<62)
 		var seed *tensor.Tensor
 		for r := 0; r < reps; r++ {
+			// Outputs and gradients go back to the engine's pool after each
+			// repetition (Free), as in training (BackwardRelease): without
+			// it every repetition timed fresh allocations too.
 			t := time.Now()
-			nn.NoGrad(func() { conv.Forward(x) })
+			nn.NoGrad(func() { conv.Forward(x).Free() })
 			fwd = min(fwd, time.Since(t))
 			y := conv.Forward(x)
 			if seed == nil {
@@ -53,8 +56,9 @@ func Conv4Layers(cfg Config, reps int) []LayerStat {
 			t = time.Now()
 			y.BackwardFrom(seed)
 			bwd = min(bwd, time.Since(t))
+			y.Free()
 			conv.W.ZeroGrad()
-			x.ZeroGrad()
+			x.Free() // a leaf: only its gradient goes back
 		}
 		bwdFlops := 2 * flops
 		if i == 0 {

@@ -205,3 +205,20 @@ func TestLazyGradSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestFree checks that Free empties an op's result and its gradient, and
+// leaves a leaf's value alone.
+func TestFree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 1))
+	x := Param(randT(rng, 2, 3))
+	y := ReLU(x)
+	Sum(y).Backward()
+	y.Free()
+	if y.Value != nil || y.Grad != nil {
+		t.Error("Free left the result's value or gradient")
+	}
+	x.Free()
+	if x.Value == nil || len(x.Value.Data) != 6 || x.Grad != nil {
+		t.Error("Free on a leaf must drop its gradient and keep its value")
+	}
+}

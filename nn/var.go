@@ -177,6 +177,24 @@ func (v *Var) BackwardRelease() {
 	v.backwardFrom(tensor.FromSlice([]float32{1}, v.Value.Shape...), true)
 }
 
+// Free returns the memory of v's value (when an op allocated it from the
+// engine's pool) and of its gradient to the pool, for the next ops to
+// reuse, and leaves v empty: its Value is nil and the tensor's Data is
+// cleared, so a later use fails loudly. Call it on results nothing reads
+// any more, such as a benchmark's outputs; BackwardRelease does it for a
+// whole graph.
+func (v *Var) Free() {
+	if v.Grad != nil {
+		putBuf(v.Grad.Data)
+		v.Grad = nil
+	}
+	if v.pooled && v.Value != nil {
+		putBuf(v.Value.Data)
+		v.Value.Data = nil
+		v.Value = nil
+	}
+}
+
 // BackwardFrom runs backpropagation from a non-scalar v seeded with the
 // gradient seed (v's size), like torch's v.backward(seed): the gradients
 // are those of Σ v·seed.
