@@ -151,3 +151,50 @@ func procStatus(field string) (int64, error) {
 	}
 	return 0, fmt.Errorf("bench: no %s in /proc/self/status", field)
 }
+
+// CPUTicks is the machine's CPU time in clock ticks, summed over CPUs, from
+// the first line of /proc/stat: all of it, and the part the hypervisor gave
+// to other guests while this one wanted to run (steal). On a shared host a
+// benchmark whose run saw much steal measured the neighbours.
+type CPUTicks struct{ Total, Steal int64 }
+
+// ReadCPUTicks reads /proc/stat (Linux only).
+func ReadCPUTicks() (CPUTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return CPUTicks{}, err
+	}
+	return parseCPUTicks(string(b))
+}
+
+// parseCPUTicks reads the aggregate "cpu" line: user nice system idle
+// iowait irq softirq steal [guest guest_nice] (the guest times are already
+// part of user and nice).
+func parseCPUTicks(stat string) (CPUTicks, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return CPUTicks{}, fmt.Errorf("bench: /proc/stat starts with %q, not the cpu line with 8 counters", line)
+	}
+	var t CPUTicks
+	for i, s := range f[1:9] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return CPUTicks{}, fmt.Errorf("bench: /proc/stat counter %d: %w", i+1, err)
+		}
+		t.Total += v
+		if i == 7 {
+			t.Steal = v
+		}
+	}
+	return t, nil
+}
+
+// StealShare is the fraction of the CPU time between a and b that was
+// stolen (0 when no time passed).
+func StealShare(a, b CPUTicks) float64 {
+	if b.Total <= a.Total {
+		return 0
+	}
+	return float64(b.Steal-a.Steal) / float64(b.Total-a.Total)
+}

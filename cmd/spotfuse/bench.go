@@ -34,7 +34,9 @@ spotfuse's engine and, when python3 with torch is available, with PyTorch
 and prints images per second for both and their ratio, the convolution
 GFLOP/s against the machine's measured fp32 peak (a loop of independent
 fused multiply-adds on every thread) and a large sgemm, and the peak memory of training
-steps (each measured in a fresh process).`,
+steps (each measured in a fresh process). On a shared host it also prints the
+share of CPU time the hypervisor gave to other guests during the runs (steal,
+from /proc/stat): ratios measured under much steal compare the neighbours.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tensor.SetThreads(threads)
@@ -132,6 +134,7 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads, repeat int, python 
 	// Ratios of adjacent runs: the machine's speed drifts over seconds (a
 	// shared host), so a pair run back to back compares like with like.
 	var trainRatios, inferRatios []float64
+	ticks0, tickErr := bench.ReadCPUTicks()
 	for r := 0; r < max(1, repeat); r++ {
 		o, err := bench.Run(ctx, cfg)
 		if err != nil {
@@ -175,6 +178,9 @@ func runBench(cmd *cobra.Command, cfg bench.Config, threads, repeat int, python 
 		fmt.Fprintf(w, "  ratio of back-to-back runs, median (range): train %.2fx (%.2f–%.2f), inference %.2fx (%.2f–%.2f)\n",
 			median(trainRatios), slices.Min(trainRatios), slices.Max(trainRatios),
 			median(inferRatios), slices.Min(inferRatios), slices.Max(inferRatios))
+	}
+	if ticks1, err := bench.ReadCPUTicks(); tickErr == nil && err == nil {
+		fmt.Fprintf(w, "  CPU time taken by the hypervisor (steal) during these runs: %.1f%%\n", 100*bench.StealShare(ticks0, ticks1))
 	}
 	fmt.Fprintf(w, "  conv GFLOP/s in training: %.0f (%.0f%% of fp32 peak); in inference: %.0f (%.0f%%)\n",
 		ours.TrainConvGFS, 100*ours.TrainConvGFS/fma, ours.InferConvGFS, 100*ours.InferConvGFS/fma)
