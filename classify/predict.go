@@ -337,17 +337,10 @@ func (b *Bundle) fitGeneStats(sec *section.Section) error {
 	if len(missing) > 0 {
 		slog.Warn("classify: training section lacks bundle genes (their statistics are 0)", "section", sec.Name, "missing", len(missing))
 	}
-	n := sec.NumSpots()
+	mean, variance := tensor.ColumnMoments(x, sec.NumSpots(), g)
 	for j := range g {
-		var s, ss float64
-		for i := range n {
-			v := float64(x[i*g+j])
-			s += v
-			ss += v * v
-		}
-		m := s / float64(n)
-		nm.GeneMean[j] = float32(m)
-		nm.GeneSD[j] = float32(math.Sqrt(math.Max(0, ss/float64(n)-m*m)))
+		nm.GeneMean[j] = float32(mean[j])
+		nm.GeneSD[j] = float32(math.Sqrt(variance[j]))
 	}
 	return nil
 }

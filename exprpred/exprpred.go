@@ -58,19 +58,13 @@ func newRidgeBasis(x []float32, n, d int, y []float32, g int) (*ridgeBasis, erro
 		return nil, fmt.Errorf("exprpred: ridge needs n ≥ 2 rows of x (%d values for %d × %d) and y (%d values for %d × %d)", len(x), n, d, len(y), n, g)
 	}
 	rb := &ridgeBasis{d: d, g: g, nTrain: n, mean: make([]float32, d), scale: make([]float32, d), yMean: make([]float32, g)}
+	mean, variance := tensor.ColumnMoments(x, n, d)
 	for j := range d {
-		var s, ss float64
-		for i := range n {
-			v := float64(x[i*d+j])
-			s += v
-			ss += v * v
-		}
-		m := s / float64(n)
-		sd := math.Sqrt(math.Max(0, ss/float64(n)-m*m))
+		sd := math.Sqrt(variance[j])
 		if sd < 1e-8 {
 			sd = 1
 		}
-		rb.mean[j], rb.scale[j] = float32(m), float32(sd)
+		rb.mean[j], rb.scale[j] = float32(mean[j]), float32(sd)
 	}
 	for j := range g {
 		var s float64
@@ -283,17 +277,7 @@ type Score struct {
 // the genes whose measured expression truth (n × g) varies, and over the
 // top of them with the highest measured variance (top ≤ 0: none).
 func Summarize(pcc []float64, truth []float32, n, g, top int) Score {
-	variance := make([]float64, g)
-	for j := range g {
-		var s, ss float64
-		for i := range n {
-			v := float64(truth[i*g+j])
-			s += v
-			ss += v * v
-		}
-		m := s / float64(n)
-		variance[j] = ss/float64(n) - m*m
-	}
+	_, variance := tensor.ColumnMoments(truth, n, g)
 	var genes []int
 	for j := range g {
 		if variance[j] > 1e-12 {

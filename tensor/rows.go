@@ -34,3 +34,20 @@ func UnitRows(x []float32, n, d int) []float32 {
 	}
 	return out
 }
+
+// ColumnMoments returns the mean and the population variance (clamped at 0)
+// of every column of the n × d row-major matrix x, summed in float64.
+func ColumnMoments(x []float32, n, d int) (mean, variance []float64) {
+	mean, variance = make([]float64, d), make([]float64, d)
+	for j := range d {
+		var s, ss float64
+		for i := range n {
+			v := float64(x[i*d+j])
+			s += v
+			ss += v * v
+		}
+		m := s / float64(n)
+		mean[j], variance[j] = m, math.Max(0, ss/float64(n)-m*m)
+	}
+	return mean, variance
+}

@@ -36,3 +36,16 @@ func TestUnitRows(t *testing.T) {
 		t.Fatal("UnitRows changed its input")
 	}
 }
+
+// TestColumnMoments checks column means and population variances against
+// hand-computed values (numpy: x.mean(0), x.var(0)).
+func TestColumnMoments(t *testing.T) {
+	x := []float32{1, 5, 2, 5, 3, 5, 6, 5}
+	mean, variance := ColumnMoments(x, 4, 2)
+	want := [][2]float64{{3, 3.5}, {5, 0}}
+	for j, w := range want {
+		if math.Abs(mean[j]-w[0]) > 1e-12 || math.Abs(variance[j]-w[1]) > 1e-12 {
+			t.Errorf("column %d: mean %v variance %v, want %v", j, mean[j], variance[j], w)
+		}
+	}
+}
