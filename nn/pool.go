@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/spotfuse/spotfuse/internal/floatpool"
 	"github.com/spotfuse/spotfuse/tensor"
 )
 
@@ -256,50 +257,15 @@ func planewise(x *Var, out *tensor.Tensor, planes int, fwd func(p int), bwd func
 	return v
 }
 
-// A pool of float32 buffers by length (im2col matrices, per-worker partial
-// gradients, op outputs, gradients of intermediate results), so steady-state
-// training reuses memory instead of allocating and zeroing it anew. Unlike a
-// sync.Pool it is not emptied by each garbage collection (which, with the
-// large buffers of a training step, ran every few steps and made most
-// requests allocate); it keeps at most maxPooled bytes.
-var bufPool struct {
-	sync.Mutex
-	free  map[int][][]float32
-	bytes int
-}
+// bufPool keeps float32 buffers by length (im2col matrices, partial
+// gradients, op outputs, gradients of intermediate results), so that
+// steady-state training reuses memory instead of allocating and zeroing it
+// anew; it keeps at most 256 MB.
+var bufPool = floatpool.New(256 << 20)
 
-const maxPooled = 256 << 20
+func getBuf(n int) []float32 { return bufPool.Get(n) }
 
-func getBuf(n int) []float32 {
-	bufPool.Lock()
-	if l := bufPool.free[n]; len(l) > 0 {
-		s := l[len(l)-1]
-		l[len(l)-1] = nil
-		bufPool.free[n] = l[:len(l)-1]
-		bufPool.bytes -= 4 * n
-		bufPool.Unlock()
-		return s
-	}
-	bufPool.Unlock()
-	return make([]float32, n)
-}
-
-func putBuf(s []float32) {
-	n := len(s)
-	if n == 0 {
-		return
-	}
-	bufPool.Lock()
-	defer bufPool.Unlock()
-	if bufPool.bytes+4*n > maxPooled {
-		return
-	}
-	if bufPool.free == nil {
-		bufPool.free = map[int][][]float32{}
-	}
-	bufPool.free[n] = append(bufPool.free[n], s[:n:n])
-	bufPool.bytes += 4 * n
-}
+func putBuf(s []float32) { bufPool.Put(s) }
 
 // newUninit returns a tensor whose contents are undefined (a recycled
 // buffer), for op outputs that assign every element.

@@ -10,7 +10,11 @@
 // caller splits C between goroutines.
 package sgemm
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/spotfuse/spotfuse/internal/floatpool"
+)
 
 const (
 	nr    = 32      // columns of a micro-tile (two 16-lane vectors of packed B)
@@ -161,41 +165,14 @@ func (pa *PackedA) Release() {
 	pa.data = nil
 }
 
-// packedPool keeps released PackA buffers by size (at most maxPacked
+// packedPool keeps released PackA buffers by size (at most 64 MB
 // bytes), so that convolutions packing their weights on every call do not
 // allocate them anew.
-var packedPool struct {
-	sync.Mutex
-	free  map[int][][]float32
-	bytes int
-}
+var packedPool = floatpool.New(64 << 20)
 
-const maxPacked = 64 << 20
+func getPacked(n int) []float32 { return packedPool.Get(n) }
 
-func getPacked(n int) []float32 {
-	packedPool.Lock()
-	defer packedPool.Unlock()
-	if l := packedPool.free[n]; len(l) > 0 {
-		s := l[len(l)-1]
-		packedPool.free[n] = l[:len(l)-1]
-		packedPool.bytes -= 4 * n
-		return s
-	}
-	return make([]float32, n)
-}
-
-func putPacked(s []float32) {
-	packedPool.Lock()
-	defer packedPool.Unlock()
-	if len(s) == 0 || packedPool.bytes+4*len(s) > maxPacked {
-		return
-	}
-	if packedPool.free == nil {
-		packedPool.free = map[int][][]float32{}
-	}
-	packedPool.free[len(s)] = append(packedPool.free[len(s)], s)
-	packedPool.bytes += 4 * len(s)
-}
+func putPacked(s []float32) { packedPool.Put(s) }
 
 // A BPacker writes op(B)[pc:pc+kb, jc:jc+nb] into dst in micro-panels of
 // 32 columns: the value of row pc+p and column jc+jr+j (jr a multiple of
