@@ -35,9 +35,11 @@ func (g convGeom) identity() bool {
 // narrow outputs (deep layers on small images) have rows of a few pixels,
 // where per-row bookkeeping costs more than the copy: their column matrices
 // are gathered through a precomputed index table instead (AVX-512 gathers,
-// a whole group of images at once). For widths 8 and 16 the row copies
-// measured faster (resnet18 training 112 vs 93 img/s with the table).
-var narrowWidth = 8
+// a whole group of images at once). Width 8 joined them once the input
+// gradient came lazily from BatchNorm (switching 8 to the table inside one
+// process, 15 times each way: resnet18 training 1.02–1.06×, conv4
+// 1.02×); for width 16 the row copies stay faster (0.97–1.00×).
+var narrowWidth = 16
 
 // gatherTable returns, for a narrow geometry, the input offset of every
 // column-matrix element (−1 for padding), computed once per geometry.
