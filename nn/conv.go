@@ -243,11 +243,7 @@ func (g convGeom) col2imTable(dx, col []float32, nb int, assign, par bool) {
 			}
 		}
 	}
-	if par {
-		tensor.For(g.c, 1, channels)
-	} else {
-		channels(0, g.c)
-	}
+	forIf(par, g.c, 1, channels)
 }
 
 // sameCenter reports whether the convolution keeps the image size with a
@@ -256,6 +252,16 @@ func (g convGeom) col2imTable(dx, col []float32, nb int, assign, par bool) {
 // of the column matrix are whole input planes.
 func (g convGeom) sameCenter() bool {
 	return g.stride == 1 && g.kh == g.kw && g.kh%2 == 1 && g.pad == g.kh/2
+}
+
+// forIf runs fn over [0, n) with tensor.For when par is set, else in one
+// call on this goroutine (work already inside a parallel loop).
+func forIf(par bool, n, minPer int, fn func(lo, hi int)) {
+	if par {
+		tensor.For(n, minPer, fn)
+	} else if n > 0 {
+		fn(0, n)
+	}
 }
 
 // validRange returns the output indices [lo, hi) in [0, n) for which
@@ -368,13 +374,9 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			// Narrow outputs: one gather over the group's images.
 			t := g.groupTable(nb)
 			xs := X[i0*inSz : i1*inSz]
-			if par {
-				tensor.For(K, 8, func(lo, hi int) {
-					gatherIdx(col[lo*nb*P:hi*nb*P], xs, t[lo*nb*P:hi*nb*P])
-				})
-			} else {
-				gatherIdx(col[:K*nb*P], xs, t)
-			}
+			forIf(par, K, 8, func(lo, hi int) {
+				gatherIdx(col[lo*nb*P:hi*nb*P], xs, t[lo*nb*P:hi*nb*P])
+			})
 			return col[:K*nb*P]
 		}
 		each := func(lo, hi int) {
@@ -382,11 +384,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz])
 			}
 		}
-		if par {
-			tensor.For(nb, 1, func(lo, hi int) { each(lo, hi) })
-		} else {
-			each(0, nb)
-		}
+		forIf(par, nb, 1, each)
 		return col[:K*nb*P]
 	}
 	gemm := func(par bool) func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int) {
@@ -448,11 +446,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			tmp := getBuf(o * G * P)
 			defer putBuf(tmp)
 			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
-			if !par {
-				scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, nb*P, P, bias, ep)
-				return
-			}
-			tensor.For(nb, 1, func(lo, hi int) {
+			forIf(par, nb, 1, func(lo, hi int) {
 				scatterGroup(Y[(i0+lo)*outSz:(i0+hi)*outSz], tmp[lo*P:], o, hi-lo, nb*P, P, bias, ep)
 			})
 		})
@@ -498,11 +492,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				case lazy != nil: // computed here, into a buffer still in cache
 					dy = getBuf(o * G * P)[:o*nb*P]
 					defer putBuf(dy[:o*G*P])
-					if par {
-						tensor.For(nb, 1, func(lo, hi int) { lazy.fill(dy[lo*P:], nb*P, i0+lo, i0+hi) })
-					} else {
-						lazy.fill(dy, nb*P, i0, i1)
-					}
+					forIf(par, nb, 1, func(lo, hi int) { lazy.fill(dy[lo*P:], nb*P, i0+lo, i0+hi) })
 				case nb == 1:
 					dy = Gd[i0*outSz : i1*outSz]
 				default:
@@ -515,11 +505,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 							}
 						}
 					}
-					if par {
-						tensor.For(nb, 1, images)
-					} else {
-						images(0, nb)
-					}
+					forIf(par, nb, 1, images)
 				}
 				if parts != nil { // dW += dY·colᵀ
 					if parts[ch] == nil {

@@ -28,8 +28,8 @@ func shiftedSums(x []float32, s float32) (float64, float64) {
 	return sumLanes(lanes[:32]), sumLanes(lanes[32:])
 }
 
-// planeSums returns the two per-channel sums of n planes of inner values
-// (plane i at off(i)): sums(lanes, i) adds plane i's into the 64 lanes
+// planeSums returns the two sums of a channel over its n planes (one per
+// image) of inner values: sums(lanes, i) adds plane i's into the 64 lanes
 // (AVX-512), perPlane(i) returns them in float64 (Go). Planes of at least
 // sumMin values go through the lanes one plane at a time; smaller ones
 // (deep layers' 8×8 or 4×4 maps) share the lanes for up to 4,096 values
