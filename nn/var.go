@@ -28,7 +28,7 @@ type Var struct {
 	pooled       bool      // Value's buffer came from the pool and is v's alone
 	uses         int32     // recorded ops that took v as an input
 	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
-	lazy         *lazyGrad // v's gradient, when its only consumer handed it over so
+	lazy         *lazyGrad // v's gradient as a function, from its only consumer
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
 }
@@ -188,6 +188,12 @@ func (v *Var) Free() {
 		putBuf(v.Grad.Data)
 		v.Grad = nil
 	}
+	v.releaseValue()
+}
+
+// releaseValue returns v's value to the pool when an op allocated it there
+// (pooled) and empties v.
+func (v *Var) releaseValue() {
 	if v.pooled && v.Value != nil {
 		putBuf(v.Value.Data)
 		v.Value.Data = nil
@@ -232,10 +238,8 @@ func (v *Var) backwardFrom(seed *tensor.Tensor, release bool) {
 			n.Grad = nil
 			n.parents = nil
 			n.backward = nil
-			if release && n.pooled && n != v && !overlaps(n.Value.Data, v.Value.Data) {
-				putBuf(n.Value.Data)
-				n.Value.Data = nil
-				n.Value = nil
+			if release && n != v && n.Value != nil && !overlaps(n.Value.Data, v.Value.Data) {
+				n.releaseValue()
 			}
 		}
 	}
