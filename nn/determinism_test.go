@@ -193,7 +193,14 @@ func TestLazyGradSameBits(t *testing.T) {
 				return g
 			}
 			for _, shared := range []bool{false, true} {
-				want, got := run(false, shared), run(true, shared)
+				want := run(false, shared)
+				before := lazyHandOvers.Load()
+				got := run(true, shared)
+				// Two BatchNorms follow convolutions; with z read twice only
+				// the second hands over.
+				if n, wantN := lazyHandOvers.Load()-before, map[bool]int64{false: 2, true: 1}[shared]; n != wantN {
+					t.Fatalf("threads %d size %d shared %v: %d hand-overs, want %d", threads, size, shared, n, wantN)
+				}
 				for i := range want {
 					for j := range want[i] {
 						if want[i][j] != got[i][j] {

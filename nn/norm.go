@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -147,6 +148,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 				}
 			})
 			if lazy {
+				lazyHandOvers.Add(1)
 				v.Grad = nil // G now belongs to x.lazy, freed after x's backward
 				x.lazy = &lazyGrad{
 					fill: func(dst []float32, ld, i0, i1 int) {
@@ -166,8 +168,12 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 }
 
 // useLazyGrad lets BatchNorm hand its input gradient to the convolution
-// before it as a lazyGrad (tests compare both paths).
-var useLazyGrad = true
+// before it as a lazyGrad (tests compare both paths and count the
+// hand-overs).
+var (
+	useLazyGrad   = true
+	lazyHandOvers atomic.Int64
+)
 
 // LayerNorm normalises the last axis of x to zero mean and unit variance,
 // then scales by gamma and shifts by beta (both [D], may be nil).

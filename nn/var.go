@@ -26,7 +26,7 @@ type Var struct {
 
 	requiresGrad bool
 	pooled       bool      // Value's buffer came from the pool and is v's alone
-	uses         int32     // recorded ops that took v as an input
+	uses         int32     // recorded ops that took v (a recorded result) as an input
 	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
 	lazy         *lazyGrad // v's gradient as a function, from its only consumer
 	parents      []*Var
@@ -89,8 +89,10 @@ func newVar(value *tensor.Tensor, parents ...*Var) *Var {
 		}
 	}
 	if out.requiresGrad {
+		// Count the readers of recorded results (not of leaves, which
+		// goroutines may share: parameters read by concurrent graphs).
 		for _, p := range parents {
-			if p != nil {
+			if p != nil && p.parents != nil {
 				p.uses++
 			}
 		}
