@@ -35,17 +35,24 @@ func Parallel(n, minPer int, fn func(worker, lo, hi int)) {
 		}
 		return
 	}
+	onWorkers(w, func(i int) {
+		lo, hi := blockRange(n, w, i)
+		fn(i, lo, hi)
+	})
+}
+
+// onWorkers runs work(0) on the calling goroutine and work(1..w-1) on new
+// ones, returning when all are done.
+func onWorkers(w int, work func(i int)) {
 	var wg sync.WaitGroup
 	for i := 1; i < w; i++ {
-		lo, hi := blockRange(n, w, i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fn(i, lo, hi)
+			work(i)
 		}()
 	}
-	lo, hi := blockRange(n, w, 0)
-	fn(0, lo, hi)
+	work(0)
 	wg.Wait()
 }
 
@@ -68,7 +75,7 @@ func For(n, minPer int, fn func(lo, hi int)) {
 	}
 	minPer = max(minPer, 1)
 	var next atomic.Int64
-	run := func() {
+	onWorkers(w, func(int) {
 		for {
 			lo := int(next.Load())
 			if lo >= n {
@@ -79,17 +86,7 @@ func For(n, minPer int, fn func(lo, hi int)) {
 				fn(lo, hi)
 			}
 		}
-	}
-	var wg sync.WaitGroup
-	for i := 1; i < w; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run()
-		}()
-	}
-	run()
-	wg.Wait()
+	})
 }
 
 // Workers returns how many workers Parallel(n, minPer, ...) will use.
