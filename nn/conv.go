@@ -475,11 +475,15 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			if groups >= tensor.Threads() {
 				chunks = gradChunks(groups, o*K)
 			}
+			// parts[ch] is chunk ch's weight gradient; unset[ch] says it
+			// holds nothing yet (its first product assigns instead of
+			// adding, so no buffer is cleared first).
 			var parts [][]float32
+			var unset []bool
 			if w.needs() {
-				parts = make([][]float32, chunks)
+				parts, unset = make([][]float32, chunks), make([]bool, chunks)
 				if chunks == 1 {
-					parts[0] = w.grad()
+					parts[0], unset[0] = w.gradFresh()
 				}
 			}
 			par := groups < tensor.Threads()
@@ -509,17 +513,24 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				}
 				if parts != nil { // dW += dY·colᵀ
 					if parts[ch] == nil {
-						parts[ch] = getBuf(o * K)
-						clear(parts[ch])
+						parts[ch], unset[ch] = getBuf(o*K), true
 					}
 					col := getBuf(K * G * P)
 					defer putBuf(col)
 					c := lower(col, i0, i1, par)
 					if !par && dotWeightGrad(o, K) {
+						if unset[ch] {
+							clear(parts[ch])
+						}
 						sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[ch], K)
 					} else {
-						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, 1, parts[ch], K)
+						beta := float32(1)
+						if unset[ch] {
+							beta = 0
+						}
+						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, beta, parts[ch], K)
 					}
+					unset[ch] = false
 				}
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
 					if nb == 1 && g.identity() {
@@ -550,7 +561,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				}
 			})
 			if chunks > 1 && parts != nil {
-				addParts(w.grad(), parts)
+				addParts(w, parts)
 			}
 			if b.needs() {
 				gb := b.grad()
@@ -642,7 +653,7 @@ func ConvTranspose2d(x, w, b *Var, stride, pad int) *Var {
 				}
 			})
 			if parts != nil {
-				addParts(w.grad(), parts)
+				addParts(w, parts)
 			}
 			if b.needs() {
 				gb := b.grad()
@@ -678,15 +689,26 @@ func gradChunks(groups, size int) int {
 }
 
 // addParts adds the partial weight gradients parts (nil where a chunk had
-// none) into gw, in order (elements in parallel), and returns their buffers
-// to the pool.
-func addParts(gw []float32, parts [][]float32) {
+// none) into w's gradient, in order (elements in parallel; a fresh
+// gradient takes the first part as it is), and returns their buffers to
+// the pool.
+func addParts(w *Var, parts [][]float32) {
+	gw, fresh := w.gradFresh()
 	tensor.For(len(gw), elemChunk/4, func(lo, hi int) {
 		d := gw[lo:hi]
+		first := fresh
 		for _, p := range parts {
-			if p != nil {
+			switch {
+			case p == nil:
+			case first:
+				copy(d, p[lo:hi])
+				first = false
+			default:
 				stridedRowsAdd(d, 0, p[lo:hi], 0, 1, 1, len(d))
 			}
+		}
+		if first { // no part at all
+			clear(d)
 		}
 	})
 	for _, p := range parts {

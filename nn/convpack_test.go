@@ -78,3 +78,73 @@ func TestDotWeightGrad(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightGradIgnoresStaleBuffers checks that a convolution's weight
+// gradient does not depend on what recycled buffers held: its first
+// product assigns into a fresh gradient or chunk sum instead of adding
+// to a cleared one, so NaN left in the pool must not leak in. The shapes
+// cover one chunk (a parallel GEMM), several chunks summed by addParts
+// and the DotNT path of a first layer.
+func TestWeightGradIgnoresStaleBuffers(t *testing.T) {
+	cases := []struct {
+		name             string
+		n, c, o, hw, str int
+	}{
+		{"one group", 1, 8, 16, 6, 1},
+		{"chunks", 6, 8, 12, 20, 2},
+		{"first layer", 4, 3, 8, 20, 1},
+	} // weights of different sizes: each case poisons its own
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 1))
+			x := randT(rng, tc.n, tc.c, tc.hw, tc.hw)
+			w := Param(randT(rng, tc.o, tc.c, 3, 3))
+			gradW := func() []float32 {
+				w.Grad = nil
+				Sum(Conv2d(Const(x), w, nil, tc.str, 1)).Backward()
+				return append([]float32(nil), w.Grad.Data...)
+			}
+			// The reference: with dY = 1 (a Sum), dW[o,c,ki,kj] is the sum
+			// of the input pixels tap (ki, kj) reads, the same for every o.
+			oh := (tc.hw+2-3)/tc.str + 1
+			want := make([]float32, w.Value.Size())
+			for c := 0; c < tc.c; c++ {
+				for k := 0; k < 9; k++ {
+					var s float64
+					for i := 0; i < tc.n; i++ {
+						for oi := 0; oi < oh; oi++ {
+							for oj := 0; oj < oh; oj++ {
+								ii, jj := oi*tc.str-1+k/3, oj*tc.str-1+k%3
+								if ii >= 0 && ii < tc.hw && jj >= 0 && jj < tc.hw {
+									s += float64(x.Data[((i*tc.c+c)*tc.hw+ii)*tc.hw+jj])
+								}
+							}
+						}
+					}
+					for o := 0; o < tc.o; o++ {
+						want[(o*tc.c+c)*9+k] = float32(s)
+					}
+				}
+			}
+			check := func(when string, got []float32) {
+				for i := range want {
+					if math.Abs(float64(got[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) || got[i] != got[i] {
+						t.Fatalf("dW[%d] = %v %s, want %v", i, got[i], when, want[i])
+					}
+				}
+			}
+			check("with a clean pool", gradW())
+			// Poison the pool with NaN buffers of the length the backward
+			// asks for (the weight gradient's and each chunk's).
+			nan := float32(math.NaN())
+			for range 16 {
+				b := make([]float32, w.Value.Size())
+				for i := range b {
+					b[i] = nan
+				}
+				putBuf(b)
+			}
+			check("after NaN buffers were recycled", gradW())
+		})
+	}
+}
