@@ -356,6 +356,9 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	if b != nil && b.Value.Size() != o {
 		panic(fmt.Sprintf("nn: Conv2d bias %v for %d channels", b.Value.Shape, o))
 	}
+	if g.shiftConv() {
+		return shiftConv2d(g, x, w, b, ep)
+	}
 	K, P := g.rows(), g.cols()
 	inSz, outSz := g.c*g.h*g.w, o*P
 	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group

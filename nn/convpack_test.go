@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/spotfuse/spotfuse/tensor"
 )
 
 // TestPanelConvMatchesIm2col compares the forward convolution through
@@ -146,5 +148,66 @@ func TestWeightGradIgnoresStaleBuffers(t *testing.T) {
 			}
 			check("after NaN buffers were recycled", gradW())
 		})
+	}
+}
+
+// TestShiftConvMatchesIm2col compares convolutions of small maps computed
+// tap by tap (shiftConv2d) with the im2col path: outputs, the gradients of
+// the input, the weights and the bias, and the inference epilogue, on maps
+// from 1×1 (only the centre tap reads inside) to 4×4, a map that is not
+// square, a 5×5 kernel and one and several threads; and checks the
+// gradients of the tap-by-tap path against finite differences.
+func TestShiftConvMatchesIm2col(t *testing.T) {
+	cases := []struct{ n, c, h, w, o, k int }{
+		{3, 4, 1, 1, 5, 3},
+		{4, 6, 2, 2, 7, 3},
+		{2, 5, 3, 3, 4, 3},
+		{5, 3, 4, 4, 6, 3},
+		{3, 4, 2, 4, 5, 3},
+		{2, 3, 4, 4, 4, 5},
+		{64, 16, 2, 2, 24, 3}, // resnet18's last stage, narrowed
+	}
+	defer func(m int) { shiftMaxPixels = m }(shiftMaxPixels)
+	defer tensor.SetThreads(tensor.Threads())
+	for i, c := range cases {
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%d/threads=%d", i, threads), func(t *testing.T) {
+				tensor.SetThreads(threads)
+				r := rand.New(rand.NewPCG(uint64(i), 11))
+				x, w, b := Param(randT(r, c.n, c.c, c.h, c.w)), Param(randT(r, c.o, c.c, c.k, c.k)), Param(randT(r, c.o))
+				seed := randT(r, c.n, c.o, c.h, c.w)
+				run := func(maxPixels int) [][]float32 {
+					shiftMaxPixels = maxPixels
+					if got := newConvGeom(c.c, c.h, c.w, c.k, c.k, 1, c.k/2).shiftConv(); got != (maxPixels > 0) {
+						t.Fatalf("shiftConv = %v with shiftMaxPixels %d", got, maxPixels)
+					}
+					for _, p := range []*Var{x, w, b} {
+						p.ZeroGrad()
+					}
+					y := Conv2d(x, w, b, 1, c.k/2)
+					y.BackwardFrom(seed)
+					// Inference with a folded BatchNorm and ReLU.
+					ep := &epilogue{scale: make([]float32, c.o), shift: make([]float32, c.o), relu: true}
+					for j := range ep.scale {
+						ep.scale[j], ep.shift[j] = 0.5+float32(j)/8, float32(j%3)-1
+					}
+					var folded []float32
+					NoGrad(func() { folded = conv2d(Const(x.Value), Const(w.Value), nil, 1, c.k/2, ep).Value.Data })
+					return [][]float32{y.Value.Data, x.Grad.Data, w.Grad.Data, b.Grad.Data, folded}
+				}
+				got, want := run(16), run(0)
+				for k, name := range []string{"y", "dx", "dw", "db", "folded y"} {
+					for j := range want[k] {
+						if math.Abs(float64(got[k][j]-want[k][j])) > 1e-4*(1+math.Abs(float64(want[k][j]))) {
+							t.Fatalf("%s[%d] = %v tap by tap, %v through im2col", name, j, got[k][j], want[k][j])
+						}
+					}
+				}
+				if c.n <= 5 {
+					shiftMaxPixels = 16
+					checkGrads(t, []*Var{x, w, b}, func() *Var { return Conv2d(x, w, b, 1, c.k/2) })
+				}
+			})
+		}
 	}
 }

@@ -186,5 +186,10 @@ cases.append({"name": "clip_grad_norm", "inputs": {"g1": enc(g1), "g2": enc(g2)}
               "output": enc(torch.cat([p1.grad.reshape(-1), p2.grad.reshape(-1)])),
               "params": {"max_norm": 1.5, "norm": float(norm)}, "grads": {}, "seed": enc(torch.ones(1))})
 
+# A map small enough for the tap-by-tap convolution (nn/convshift.go); added
+# last so that the cases above keep their random values.
+cases.append(case("conv2d_small_map", {"x": r(3, 4, 2, 4), "w": r(5, 4, 3, 3), "b": r(5)},
+                  lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1), {"stride": 1, "pad": 1}))
+
 json.dump({"torch": torch.__version__, "cases": cases}, sys.stdout, separators=(",", ":"))
 sys.stdout.write("\n")
