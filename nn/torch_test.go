@@ -89,8 +89,8 @@ func TestAgainstTorch(t *testing.T) {
 		}
 	}
 	cases := map[string]op{
-		"conv2d_s2p1": conv,
-		"conv2d_s1p1": conv,
+		"conv2d_s2p1":      conv,
+		"conv2d_s1p1":      conv,
 		"conv2d_small_map": conv,
 		"conv_transpose2d_s2p1": func(c goldenCase, in map[string]*Var) (*Var, map[string]func() []float32) {
 			return ConvTranspose2d(in["x"], in["w"], in["b"], 2, 1), nil
