@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"sync"
+
 	"github.com/spotfuse/spotfuse/sgemm"
 	"github.com/spotfuse/spotfuse/tensor"
 )
@@ -149,16 +151,15 @@ func (g convGeom) tapProducts(m, k, n int, wt []float32, transA bool, b, c []flo
 	})
 }
 
-// tapMajor writes the weights w [o, c, kk] into dst as kk matrices [o, c].
+// tapMajor writes the weights w [o, c, kk] into dst as kk matrices [o, c]
+// (AVX-512 gathers through tapTable).
 func tapMajor(dst, w []float32, o, c, kk int) {
+	tab := tapTable(c, kk)
 	tensor.For(o, 1, func(lo, hi int) {
 		for oc := lo; oc < hi; oc++ {
 			src := w[oc*c*kk : (oc+1)*c*kk] // in L1 while every tap reads it
 			for t := range kk {
-				d := dst[(t*o+oc)*c : (t*o+oc+1)*c]
-				for ci := range d {
-					d[ci] = src[ci*kk+t]
-				}
+				gatherIdx(dst[(t*o+oc)*c:(t*o+oc+1)*c], src, tab[t*c:(t+1)*c])
 			}
 		}
 	})
@@ -167,24 +168,38 @@ func tapMajor(dst, w []float32, o, c, kk int) {
 // fromTapMajor is tapMajor's inverse: it writes kk matrices src [o, c]
 // into dst [o, c, kk], adding to dst unless assign.
 func fromTapMajor(dst, src []float32, o, c, kk int, assign bool) {
+	tab := tapTable(c, kk)
 	tensor.For(o, 1, func(lo, hi int) {
 		for oc := lo; oc < hi; oc++ {
 			d := dst[oc*c*kk : (oc+1)*c*kk]
+			if assign { // the taps cover every element once
+				clear(d)
+			}
 			for t := range kk {
-				s := src[(t*o+oc)*c : (t*o+oc+1)*c]
-				if assign {
-					for ci, v := range s {
-						d[ci*kk+t] = v
-					}
-				} else {
-					for ci, v := range s {
-						d[ci*kk+t] += v
-					}
-				}
+				scatterAddIdx(d, src[(t*o+oc)*c:(t*o+oc+1)*c], tab[t*c:(t+1)*c], c)
 			}
 		}
 	})
 }
+
+// tapTable returns the offsets of tap t's weights inside one output
+// channel's [c, kk] block, ci·kk + t at t·c + ci.
+func tapTable(c, kk int) []int32 {
+	key := [2]int{c, kk}
+	if t, ok := tapTables.Load(key); ok {
+		return t.([]int32)
+	}
+	tab := make([]int32, kk*c)
+	for t := range kk {
+		for ci := range c {
+			tab[t*c+ci] = int32(ci*kk + t)
+		}
+	}
+	tapTables.Store(key, tab)
+	return tab
+}
+
+var tapTables sync.Map // [2]int{c, kk} -> []int32
 
 // shiftConv2d is conv2d for geometries where shiftConv holds. The
 // activations and the weights are laid out pixel-major and tap-major once
