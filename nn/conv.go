@@ -471,6 +471,14 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			if x.needs() {
 				gx, fresh = x.gradFresh()
 			}
+			par := groups < tensor.Threads()
+			// x's whole gradient is written here, one group of images at a
+			// time: a BatchNorm that produced x takes its sums from each
+			// group while it is in cache.
+			sums := x.planeGrad
+			if gx == nil || !fresh || x.uses != 1 || par {
+				sums = nil
+			}
 			// The weight gradient is summed per chunk of groups (fixed
 			// chunks, claimed by whichever worker is free), then over the
 			// chunks in order: the result does not depend on the schedule.
@@ -489,7 +497,6 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					parts[0], unset[0] = w.gradFresh()
 				}
 			}
-			par := groups < tensor.Threads()
 			backGroup := func(ch, grp int) {
 				i0, i1 := grp*G, min(n, (grp+1)*G)
 				nb := i1 - i0
@@ -536,6 +543,13 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					unset[ch] = false
 				}
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
+					if sums != nil {
+						defer func() {
+							for i := i0; i < i1; i++ {
+								sums.fill(i, gx[i*inSz:(i+1)*inSz])
+							}
+						}()
+					}
 					if nb == 1 && g.identity() {
 						beta := float32(1)
 						if fresh {
@@ -563,6 +577,9 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 					}
 				}
 			})
+			if sums != nil {
+				sums.ready = true
+			}
 			if chunks > 1 && parts != nil {
 				addParts(w, parts)
 			}

@@ -231,3 +231,66 @@ func TestFree(t *testing.T) {
 		t.Error("Free on a leaf must drop its gradient and keep its value")
 	}
 }
+
+// TestPlaneGradSameBits checks that a BatchNorm whose output a convolution
+// alone reads takes its gradient sums from that convolution (planeGrad)
+// with bit for bit the gradients of summing them itself, for one and two
+// threads; and that it does not when the planes are small (they share AVX
+// lanes) or when its output has a second reader.
+func TestPlaneGradSameBits(t *testing.T) {
+	defer func(s bool) { usePlaneGrad = s }(usePlaneGrad)
+	defer tensor.SetThreads(tensor.Threads())
+	for _, threads := range []int{1, 2} {
+		for _, size := range []int{8, 24} {
+			for _, shared := range []bool{false, true} {
+				tensor.SetThreads(threads)
+				rng := rand.New(rand.NewPCG(uint64(size), 5))
+				c1, c2 := NewConv2d(3, 8, 3, 1, 1, false, rng), NewConv2d(8, 6, 3, 2, 1, false, rng)
+				b1, b2 := NewBatchNorm2d(8), NewBatchNorm2d(6)
+				x := Param(randT(rng, 6, 3, size, size))
+				params := []*Var{x, c1.W, c2.W, b1.Gamma, b1.Beta, b2.Gamma, b2.Beta}
+				run := func(on bool) [][]float32 {
+					usePlaneGrad = on
+					for _, p := range params {
+						p.ZeroGrad()
+					}
+					h := b1.ForwardReLU(c1.Forward(x), true)
+					out := b2.Forward(c2.Forward(h), true)
+					loss := Mean(Mul(out, out))
+					if shared { // h read by a second op: the BatchNorm sums itself
+						loss = Add(loss, Mean(h))
+					}
+					loss.Backward()
+					var g [][]float32
+					for _, p := range params {
+						g = append(g, append([]float32(nil), p.Grad.Data...))
+					}
+					return g
+				}
+				want := run(false)
+				before := planeGradTaken.Load()
+				got := run(true)
+				// Only b1 feeds a convolution; its planes (size²) must fill
+				// their own lanes (sumMin values, with AVX-512), h have one
+				// reader and c2 run its groups of images on one worker each.
+				P := (size / 2) * (size / 2)
+				G := min(6, (minGemmCols+P-1)/P)
+				groups := (6 + G - 1) / G
+				wantN := int64(0)
+				if (!useAVX512 || size*size >= sumMin) && !shared && groups >= threads {
+					wantN = 1
+				}
+				if n := planeGradTaken.Load() - before; n != wantN {
+					t.Fatalf("threads %d size %d shared %v: sums taken %d times, want %d", threads, size, shared, n, wantN)
+				}
+				for i := range want {
+					for j := range want[i] {
+						if want[i][j] != got[i][j] {
+							t.Fatalf("threads %d size %d shared %v: param %d grad %d is %v with the convolution's sums, %v without", threads, size, shared, i, j, got[i][j], want[i][j])
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -83,9 +83,26 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 		}
 	})
 	v := newPooledVar(out, x, gamma, beta)
+	// Per-plane gradient sums, when a convolution reading v alone computes
+	// them (bit for bit what planeSums adds up: planes of at least sumMin
+	// values each take their own lanes).
+	var sums []float64
+	if v.requiresGrad && train && usePlaneGrad && (!useAVX512 || inner >= sumMin) {
+		sums = make([]float64, 2*n*c)
+		v.planeGrad = &planeGradSums{fill: func(i int, g []float32) {
+			for ch := 0; ch < c; ch++ {
+				o := (i*c + ch) * inner
+				sums[2*(i*c+ch)], sums[2*(i*c+ch)+1] = bnGradSums(g[ch*inner:(ch+1)*inner], X[o:o+inner], mean[ch], scale[ch], shift[ch], relu)
+			}
+		}}
+	}
 	if v.requiresGrad {
 		v.backward = func() {
 			G := v.Grad.Data
+			given := v.planeGrad != nil && v.planeGrad.ready
+			if given {
+				planeGradTaken.Add(1)
+			}
 			var gx, gg, gb []float32
 			fresh := false
 			// x's only reader is this op and its backward can take the
@@ -112,13 +129,21 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 					}
 					mu, is := mean[ch], invstd[ch]
 					// sdy = Σ dy, sdyx = Σ dy·x̂ (dy masked by the ReLU).
-					sdy, sdyx := planeSums(n, inner, func(lanes *[64]float32, i int) {
-						o := (i*c + ch) * inner
-						bnGradSumsAVX(&G[o], &X[o], inner, mu, scale[ch], shift[ch], relu, &lanes[0])
-					}, func(i int) (float64, float64) {
-						o := (i*c + ch) * inner
-						return bnGradSums(G[o:o+inner], X[o:o+inner], mu, scale[ch], shift[ch], relu)
-					})
+					var sdy, sdyx float64
+					if given {
+						for i := 0; i < n; i++ {
+							sdy += sums[2*(i*c+ch)]
+							sdyx += sums[2*(i*c+ch)+1]
+						}
+					} else {
+						sdy, sdyx = planeSums(n, inner, func(lanes *[64]float32, i int) {
+							o := (i*c + ch) * inner
+							bnGradSumsAVX(&G[o], &X[o], inner, mu, scale[ch], shift[ch], relu, &lanes[0])
+						}, func(i int) (float64, float64) {
+							o := (i*c + ch) * inner
+							return bnGradSums(G[o:o+inner], X[o:o+inner], mu, scale[ch], shift[ch], relu)
+						})
+					}
 					sdyx *= float64(is)
 					if gg != nil {
 						gg[ch] += float32(sdyx)
@@ -166,6 +191,13 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	}
 	return v
 }
+
+// usePlaneGrad lets BatchNorm take its gradient sums from the convolution
+// that reads its output (tests compare both paths).
+var (
+	usePlaneGrad   = true
+	planeGradTaken atomic.Int64
+)
 
 // useLazyGrad lets BatchNorm hand its input gradient to the convolution
 // before it as a lazyGrad (tests compare both paths and count the

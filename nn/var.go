@@ -29,6 +29,7 @@ type Var struct {
 	uses         int32     // recorded ops that took v (a recorded result) as an input
 	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
 	lazy         *lazyGrad // v's gradient as a function, from its only consumer
+	planeGrad    *planeGradSums
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
 }
@@ -110,6 +111,17 @@ func newVar(value *tensor.Tensor, parents ...*Var) *Var {
 type lazyGrad struct {
 	fill func(dst []float32, ld, i0, i1 int)
 	free func()
+}
+
+// planeGradSums lets the op that writes a BatchNorm output's whole
+// gradient image by image (a convolution that is its only reader) compute
+// the per-plane sums the BatchNorm's backward needs while each image's
+// gradient is still in cache, instead of the BatchNorm reading the gradient
+// back from memory. fill(i, g) takes image i's gradient g [C, P]; ready
+// says that every image's has been taken.
+type planeGradSums struct {
+	fill  func(i int, g []float32)
+	ready bool
 }
 
 // newPooledVar is newVar for a value from newUninit owned by the result
