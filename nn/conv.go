@@ -302,7 +302,7 @@ var minGemmCols = 256
 // the output map is smaller than minGemmCols pixels, then enough images to
 // fill it. Groups are processed in parallel (one serial GEMM each) when there
 // are enough of them, otherwise one after another with a parallel GEMM.
-func Conv2d(x, w, b *Var, stride, pad int) *Var { return conv2d(x, w, b, stride, pad, nil) }
+func Conv2d(x, w, b *Var, stride, pad int) *Var { return conv2d(x, w, b, stride, pad, nil, false) }
 
 // epilogue is a per-output-channel affine map (and ReLU) applied to a
 // convolution's output while it is still in cache: inference-mode
@@ -340,7 +340,10 @@ func fillBias(y, bias []float32, P int) float32 {
 	return 1
 }
 
-func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
+// conv2d is Conv2d with an epilogue (inference) and, with stats, the
+// per-plane statistics of its output for the BatchNorm that follows
+// (planeStats), computed while each image's output is in cache.
+func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 	xs, ws := x.Value.Shape, w.Value.Shape
 	if len(xs) != 4 || len(ws) != 4 || xs[1] != ws[1] {
 		panic(fmt.Sprintf("nn: Conv2d input %v with weight %v", xs, ws))
@@ -365,6 +368,10 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 	groups := (n + G - 1) / G
 	out := newUninit(n, o, g.oh, g.ow)
 	X, W, Y := x.Value.Data, w.Value.Data, out.Data
+	var st []float64 // planeStats of the output, when asked for and worth it
+	if stats && ownPlanes(P) && groups >= tensor.Threads() {
+		st = make([]float64, 3*n*o)
+	}
 
 	// lower writes the column matrix of images [i0, i1) into col (ld = nb·P),
 	// or returns x itself when that is the column matrix.
@@ -417,7 +424,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 		bias = b.Value.Data
 	}
 	if g.panelConv(n) {
-		panelConvForward(g, n, o, X, W, Y, bias, ep)
+		panelConvForward(g, n, o, X, W, Y, bias, ep, st)
 	} else {
 		// With serial groups, the weights are packed for sgemm once.
 		var pw *sgemm.PackedA
@@ -444,6 +451,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 				yi := Y[i0*outSz : i1*outSz]
 				gemmW(par, P, c, fillBias(yi, bias, P), yi)
 				ep.applyPlanes(yi, P)
+				planeStatsOf(st, yi, i0, o, P)
 				return
 			}
 			tmp := getBuf(o * G * P)
@@ -451,10 +459,14 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue) *Var {
 			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
 			forIf(par, nb, 1, func(lo, hi int) {
 				scatterGroup(Y[(i0+lo)*outSz:(i0+hi)*outSz], tmp[lo*P:], o, hi-lo, nb*P, P, bias, ep)
+				for i := i0 + lo; i < i0+hi; i++ {
+					planeStatsOf(st, Y[i*outSz:(i+1)*outSz], i, o, P)
+				}
 			})
 		})
 	}
 	v := newPooledVar(out, x, w, b)
+	v.planeStats = st
 	if ep != nil && v.requiresGrad {
 		panic("nn: conv2d epilogue in a recorded graph")
 	}

@@ -112,7 +112,8 @@ func ceilDiv(a, b int) int {
 // all n images through sgemm: groups of images whose output maps together
 // fill minGemmCols columns (one image when its map is that large), one
 // group per worker at a time.
-func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogue) {
+// With st, it also writes the output's planeStats.
+func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogue, st []float64) {
 	K, P := g.rows(), g.cols()
 	inSz, outSz := g.c*g.h*g.w, o*P
 	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group
@@ -143,12 +144,16 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 					g.packPanels(dst, xi, pc, jc, kb, cols)
 				}, fillBias(yi, bias, P), yi, P)
 				ep.applyPlanes(yi, P)
+				planeStatsOf(st, yi, i0, o, P)
 				continue
 			}
 			tmp := getBuf(o * G * P)
 			pa.Mul(nb*P, align, pack, 0, tmp[:o*nb*P], nb*P)
 			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, nb*P, P, bias, ep)
 			putBuf(tmp)
+			for i := i0; i < i1; i++ {
+				planeStatsOf(st, Y[i*outSz:(i+1)*outSz], i, o, P)
+			}
 		}
 	})
 }

@@ -192,7 +192,7 @@ func TestShiftConvMatchesIm2col(t *testing.T) {
 						ep.scale[j], ep.shift[j] = 0.5+float32(j)/8, float32(j%3)-1
 					}
 					var folded []float32
-					NoGrad(func() { folded = conv2d(Const(x.Value), Const(w.Value), nil, 1, c.k/2, ep).Value.Data })
+					NoGrad(func() { folded = conv2d(Const(x.Value), Const(w.Value), nil, 1, c.k/2, ep, false).Value.Data })
 					return [][]float32{y.Value.Data, x.Grad.Data, w.Grad.Data, b.Grad.Data, folded}
 				}
 				got, want := run(16), run(0)

@@ -3,6 +3,7 @@ package nn
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -291,6 +292,93 @@ func TestPlaneGradSameBits(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestPlaneStatsSameBits checks that a BatchNorm after a convolution in
+// ConvBN, which takes its statistics from the convolution (planeStats),
+// gives bit for bit the outputs, running statistics and gradients of the
+// two ops run apart, on planes large enough (12×12 and more) and small
+// (8×8, which share the lanes), one and two threads, with and without
+// ReLU.
+func TestPlaneStatsSameBits(t *testing.T) {
+	defer tensor.SetThreads(tensor.Threads())
+	for _, threads := range []int{1, 2} {
+		for _, size := range []int{8, 12, 32} {
+			for _, relu := range []bool{false, true} {
+				tensor.SetThreads(threads)
+				run := func(fused bool) (y, rm, rv, gx []float32, stats bool) {
+					rng := rand.New(rand.NewPCG(uint64(size), 6))
+					conv, bn := NewConv2d(3, 5, 3, 1, 1, false, rng), NewBatchNorm2d(5)
+					x := Param(randT(rng, 4, 3, size, size))
+					// A mean far from zero against the spread: the shifts matter.
+					for i := range x.Value.Data {
+						x.Value.Data[i] += 40
+					}
+					var out *Var
+					if fused {
+						out = ConvBN(x, conv, bn, true, relu)
+						stats = out.parents[0].planeStats != nil
+					} else if relu {
+						out = bn.ForwardReLU(conv.Forward(x), true)
+					} else {
+						out = bn.Forward(conv.Forward(x), true)
+					}
+					Sum(Mul(out, out)).Backward()
+					return out.Value.Data, bn.RunningMean.Data, bn.RunningVar.Data, x.Grad.Data, stats
+				}
+				y0, m0, v0, g0, _ := run(false)
+				y1, m1, v1, g1, stats := run(true)
+				// Statistics come with planes that fill their own lanes, from
+				// a convolution whose groups of images each take one worker.
+				P := size * size
+				groups := (4 + min(4, (minGemmCols+P-1)/P) - 1) / min(4, (minGemmCols+P-1)/P)
+				if want := ownPlanes(P) && groups >= threads; stats != want {
+					t.Fatalf("threads %d size %d: statistics from the convolution %v, want %v", threads, size, stats, want)
+				}
+				for name, pair := range map[string][2][]float32{"y": {y0, y1}, "running mean": {m0, m1}, "running var": {v0, v1}, "dx": {g0, g1}} {
+					for j := range pair[0] {
+						if pair[0][j] != pair[1][j] {
+							t.Fatalf("threads %d size %d relu %v: %s[%d] = %v in ConvBN, %v apart", threads, size, relu, name, j, pair[1][j], pair[0][j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBatchNormPlaneStats checks BatchNorm's batch statistics on planes
+// summed one at a time, each shifted by its own first value (planeStatsOf,
+// combinePlanes), against a float64 reference, with a mean 1,000 times the
+// spread and first values that differ from plane to plane.
+func TestBatchNormPlaneStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	n, c, hw := 3, 2, 16*16
+	x := randT(rng, n, c, 16, 16)
+	for i := range x.Data {
+		x.Data[i] = 1000 + x.Data[i] + float32(i%7)
+	}
+	rm, rv := tensor.New(c), tensor.Full(1, c)
+	BatchNorm(Const(x), nil, nil, rm, rv, 1, 1e-5, true)
+	for ch := 0; ch < c; ch++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			for _, v := range x.Data[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				s += float64(v)
+			}
+		}
+		mu := s / float64(n*hw)
+		var ss float64
+		for i := 0; i < n; i++ {
+			for _, v := range x.Data[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				ss += (float64(v) - mu) * (float64(v) - mu)
+			}
+		}
+		vr := ss / float64(n*hw-1) // momentum 1: the running values are the batch's
+		if math.Abs(float64(rm.Data[ch])-mu) > 1e-6*mu || math.Abs(float64(rv.Data[ch])-vr) > 1e-5*vr {
+			t.Fatalf("channel %d: mean %v var %v, want %v %v", ch, rm.Data[ch], rv.Data[ch], mu, vr)
 		}
 	}
 }

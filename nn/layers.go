@@ -206,10 +206,13 @@ func ConvBN(x *Var, conv *Conv2dLayer, bn *BatchNormLayer, train, relu bool) *Va
 	recorded := GradEnabled() && (x.requiresGrad || conv.W.requiresGrad || bn.Gamma.requiresGrad ||
 		bn.Beta.requiresGrad || (conv.B != nil && conv.B.requiresGrad))
 	if train || recorded {
+		// In training the convolution also computes the statistics of its
+		// output planes for the BatchNorm, while they are in cache.
+		z := conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, nil, train && usePlaneStats)
 		if relu {
-			return bn.ForwardReLU(conv.Forward(x), train)
+			return bn.ForwardReLU(z, train)
 		}
-		return bn.Forward(conv.Forward(x), train)
+		return bn.Forward(z, train)
 	}
 	// y = γ·(conv − μ)/σ + β = a·conv + (β − a·μ), a = γ/σ.
 	c := bn.RunningMean.Size()
@@ -219,8 +222,12 @@ func ConvBN(x *Var, conv *Conv2dLayer, bn *BatchNormLayer, train, relu bool) *Va
 		ep.scale[i] = a
 		ep.shift[i] = bn.Beta.Value.Data[i] - a*bn.RunningMean.Data[i]
 	}
-	return conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, ep)
+	return conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, ep, false)
 }
+
+// usePlaneStats lets ConvBN's convolution compute the BatchNorm's
+// statistics (benchmarks switch it off to measure it).
+var usePlaneStats = true
 
 // LayerNormLayer normalises the last axis with learnable scale and shift.
 type LayerNormLayer struct {

@@ -42,6 +42,20 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	mean := make([]float32, c)
 	invstd := make([]float32, c)
 	scale, shift := make([]float32, c), make([]float32, c) // y = scale·x + shift (then ReLU)
+	// Planes that fill their own lanes are summed plane by plane (the
+	// convolution before may have done it while its output was in cache).
+	var st []float64
+	if train && ownPlanes(inner) {
+		st = x.planeStats
+		if len(st) != 3*n*c {
+			st = make([]float64, 3*n*c)
+			tensor.For(n, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					planeStatsOf(st, X[i*c*inner:(i+1)*c*inner], i, c, inner)
+				}
+			})
+		}
+	}
 	// Image i's plane of channel ch is s[(i*c+ch)*inner : (i*c+ch+1)*inner].
 	tensor.For(c, 1, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
@@ -49,13 +63,19 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			if train {
 				// One pass of sums shifted by a sample value (no cancellation
 				// when the mean is large against the spread).
+				var s, ss float64
 				shift := X[ch*inner]
-				s, ss := planeSums(n, inner, func(lanes *[64]float32, i int) {
-					shiftedSumsAVX(&X[(i*c+ch)*inner], inner, shift, &lanes[0])
-				}, func(i int) (float64, float64) {
-					o := (i*c + ch) * inner
-					return shiftedSums(X[o:o+inner], shift)
-				})
+				switch {
+				case st != nil: // large planes: each shifted by its first value
+					s, ss = combinePlanes(st, n, c, ch, inner)
+				default: // small planes share the lanes, shifted alike
+					s, ss = planeSums(n, inner, func(lanes *[64]float32, i int) {
+						shiftedSumsAVX(&X[(i*c+ch)*inner], inner, shift, &lanes[0])
+					}, func(i int) (float64, float64) {
+						o := (i*c + ch) * inner
+						return shiftedSums(X[o:o+inner], shift)
+					})
+				}
 				d := s / float64(m)
 				mu = float64(shift) + d
 				vr = math.Max(ss/float64(m)-d*d, 0)
@@ -190,6 +210,41 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 		}
 	}
 	return v
+}
+
+// ownPlanes reports whether planes of p values are summed one at a time
+// (with AVX-512, planes below sumMin share the lanes instead).
+func ownPlanes(p int) bool { return !useAVX512 || p >= sumMin }
+
+// planeStatsOf writes, for every channel plane of image i's values y
+// [c, p], its first value and the sums of the values shifted by it,
+// Σ(y−y₀) and Σ(y−y₀)², at st[3(i·c+ch):]; a nil st is left alone.
+func planeStatsOf(st []float64, y []float32, i, c, p int) {
+	if st == nil {
+		return
+	}
+	for ch := 0; ch < c; ch++ {
+		plane := y[ch*p : (ch+1)*p]
+		s, ss := shiftedSums(plane, plane[0])
+		j := 3 * (i*c + ch)
+		st[j], st[j+1], st[j+2] = float64(plane[0]), s, ss
+	}
+}
+
+// combinePlanes returns Σ(x−a) and Σ(x−a)² over channel ch's n planes of
+// p values from their planeStats, a being the first plane's shift:
+// Σ(x−a) = s + p·d and Σ(x−a)² = ss + 2·d·s + p·d² for a plane shifted by
+// a+d, added in image order.
+func combinePlanes(st []float64, n, c, ch, p int) (float64, float64) {
+	a := st[3*ch]
+	var s, ss float64
+	for i := 0; i < n; i++ {
+		j := 3 * (i*c + ch)
+		d := st[j] - a
+		s += st[j+1] + float64(p)*d
+		ss += st[j+2] + 2*d*st[j+1] + float64(p)*d*d
+	}
+	return s, ss
 }
 
 // usePlaneGrad lets BatchNorm take its gradient sums from the convolution
