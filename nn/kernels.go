@@ -1,6 +1,9 @@
 package nn
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // Hot inner loops shared by ops. Each has a Go version (the *Go
 // functions), written so the compiler removes bounds checks and emits no
@@ -74,6 +77,26 @@ func affineInto(y, x []float32, a, b float32, relu bool) {
 	x = x[:len(y)]
 	affineAVX(&y[0], &x[0], len(y), a, b, relu)
 }
+
+// affineStream is affineInto for outputs far larger than the caches, which
+// are read back only by a later op: whole vectors go out with non-temporal
+// stores (when y is 64-byte aligned), saving the read of every line before
+// it is written. The values are affineInto's.
+func affineStream(y, x []float32, a, b float32, relu bool) {
+	if !useAVX512 || !useStreamStores || len(y) < simdMin || uintptr(unsafe.Pointer(&y[0]))%64 != 0 {
+		affineInto(y, x, a, b, relu)
+		return
+	}
+	x = x[:len(y)]
+	affineNTAVX(&y[0], &x[0], len(y), a, b, relu)
+}
+
+// useStreamStores enables affineStream's non-temporal stores.
+var useStreamStores = true
+
+// streamBytes is the output size from which BatchNorm writes with
+// affineStream.
+const streamBytes = 16 << 20
 
 // bnGradSums returns Σd and Σd·(x−mu) where d is dy masked by the fused
 // ReLU when relu is set: passed where the forward output relu(ra·x + rb),

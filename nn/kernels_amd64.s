@@ -808,3 +808,42 @@ mcstore:
 mcdone:
 	VZEROUPPER
 	RET
+
+// func affineNTAVX(y, x *float32, n int, a, b float32, relu bool)
+// affineAVX with non-temporal stores for the whole vectors (y 64-byte
+// aligned): a large output written once and read much later skips the
+// read-for-ownership of every line.
+TEXT ·affineNTAVX(SB), NOSPLIT, $0-33
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), BX
+	VBROADCASTSS a+24(FP), Z30
+	VBROADCASTSS b+28(FP), Z31
+	MOVBLZX relu+32(FP), R8
+	TAILMASK(BX, DX, K3)
+	TESTQ DX, DX
+	JLE ntail
+nloop:
+	VMULPS (SI), Z30, Z0
+	VADDPS Z31, Z0, Z0
+	TESTQ R8, R8
+	JZ nst
+	RELU(Z0, Z1)
+nst:
+	VMOVNTPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ DX
+	JNZ nloop
+ntail:
+	VMOVUPS.Z (SI), K3, Z0
+	VMULPS Z0, Z30, Z0
+	VADDPS Z31, Z0, Z0
+	TESTQ R8, R8
+	JZ ntst
+	RELU(Z0, Z1)
+ntst:
+	VMOVUPS Z0, K3, (DI)
+	SFENCE
+	VZEROUPPER
+	RET

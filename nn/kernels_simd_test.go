@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // withSIMD runs fn with the assembly kernels on and off (when present).
@@ -50,6 +51,15 @@ func TestKernelsAgree(t *testing.T) {
 			affineIntoGo(a, x, 1.5, -0.25, relu)
 			affineInto(b, x, 1.5, -0.25, relu)
 			sameBits(t, "affine", n, a, b)
+			// Streamed: on a 64-byte aligned output (non-temporal stores)
+			// and one 4 bytes off it (ordinary ones).
+			buf := make([]float32, n+32)
+			off := int((64 - uintptr(unsafe.Pointer(&buf[0]))%64) % 64 / 4)
+			for _, o := range []int{off, off + 1} {
+				c := buf[o : o+n]
+				affineStream(c, x, 1.5, -0.25, relu)
+				sameBits(t, "affineStream", n, a, c)
+			}
 
 			s1, q1 := bnGradSumsGo(dy, x, 0.3, 1.5, -0.25, relu)
 			s2, q2 := bnGradSums(dy, x, 0.3, 1.5, -0.25, relu)

@@ -96,9 +96,13 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 				b += beta.Value.Data[ch]
 			}
 			scale[ch], shift[ch] = a, b
+			apply := affineInto
+			if 4*len(Y) >= streamBytes {
+				apply = affineStream
+			}
 			for i := 0; i < n; i++ {
 				o := (i*c + ch) * inner
-				affineInto(Y[o:o+inner], X[o:o+inner], a, b, relu)
+				apply(Y[o:o+inner], X[o:o+inner], a, b, relu)
 			}
 		}
 	})
