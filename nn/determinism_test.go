@@ -171,29 +171,13 @@ func TestLazyGradSameBits(t *testing.T) {
 	for _, threads := range []int{1, 2} {
 		for _, size := range []int{4, 16} {
 			tensor.SetThreads(threads)
-			rng := rand.New(rand.NewPCG(uint64(size), 4))
-			c1, c2 := NewConv2d(3, 8, 3, 1, 1, false, rng), NewConv2d(8, 8, 3, 2, 1, false, rng)
-			b1, b2 := NewBatchNorm2d(8), NewBatchNorm2d(8)
-			x := Param(randT(rng, 6, 3, size, size))
-			params := []*Var{x, c1.W, c2.W, b1.Gamma, b1.Beta, b2.Gamma, b2.Beta}
-			run := func(lazy bool, shared bool) [][]float32 {
+			net := twoConvBlocks(uint64(size), size, 8)
+			run := func(lazy, shared bool) [][]float32 {
 				useLazyGrad = lazy
-				for _, p := range params {
-					p.ZeroGrad()
-				}
-				z := c1.Forward(x)
-				h := b1.ForwardReLU(z, true)
-				out := b2.Forward(c2.Forward(h), true)
-				loss := Mean(Mul(out, out))
 				if shared { // z read by a second op: no hand-over
-					loss = Add(loss, Mean(z))
+					return net(func(z, h *Var) *Var { return Mean(z) })
 				}
-				loss.Backward()
-				var g [][]float32
-				for _, p := range params {
-					g = append(g, append([]float32(nil), p.Grad.Data...))
-				}
-				return g
+				return net(nil)
 			}
 			for _, shared := range []bool{false, true} {
 				want := run(false, shared)
@@ -204,13 +188,51 @@ func TestLazyGradSameBits(t *testing.T) {
 				if n, wantN := lazyHandOvers.Load()-before, map[bool]int64{false: 2, true: 1}[shared]; n != wantN {
 					t.Fatalf("threads %d size %d shared %v: %d hand-overs, want %d", threads, size, shared, n, wantN)
 				}
-				for i := range want {
-					for j := range want[i] {
-						if want[i][j] != got[i][j] {
-							t.Fatalf("threads %d size %d shared %v: param %d grad %d is %v lazily, %v written out", threads, size, shared, i, j, got[i][j], want[i][j])
-						}
-					}
-				}
+				sameGrads(t, fmt.Sprintf("threads %d size %d shared %v, lazily and written out", threads, size, shared), want, got)
+			}
+		}
+	}
+}
+
+// twoConvBlocks builds conv 3→8 (stride 1) → BatchNorm+ReLU → conv 8→c2
+// (stride 2) → BatchNorm on 6 images of size×size, and returns a function
+// that runs it forward and backward from the mean square of its output
+// (plus second(z, h) of the first convolution's output z and the first
+// block's h, when second is not nil) and returns every parameter's
+// gradient, the input's included.
+func twoConvBlocks(seed uint64, size, c2 int) func(second func(z, h *Var) *Var) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed, 4))
+	conv1, conv2 := NewConv2d(3, 8, 3, 1, 1, false, rng), NewConv2d(8, c2, 3, 2, 1, false, rng)
+	b1, b2 := NewBatchNorm2d(8), NewBatchNorm2d(c2)
+	x := Param(randT(rng, 6, 3, size, size))
+	params := []*Var{x, conv1.W, conv2.W, b1.Gamma, b1.Beta, b2.Gamma, b2.Beta}
+	return func(second func(z, h *Var) *Var) [][]float32 {
+		for _, p := range params {
+			p.ZeroGrad()
+		}
+		z := conv1.Forward(x)
+		h := b1.ForwardReLU(z, true)
+		out := b2.Forward(conv2.Forward(h), true)
+		loss := Mean(Mul(out, out))
+		if second != nil {
+			loss = Add(loss, second(z, h))
+		}
+		loss.Backward()
+		var g [][]float32
+		for _, p := range params {
+			g = append(g, append([]float32(nil), p.Grad.Data...))
+		}
+		return g
+	}
+}
+
+// sameGrads fails t unless the gradients want and got have the same bits.
+func sameGrads(t *testing.T, what string, want, got [][]float32) {
+	t.Helper()
+	for i := range want {
+		for j := range want[i] {
+			if want[i][j] != got[i][j] {
+				t.Fatalf("%s: param %d grad %d differs: %v and %v", what, i, j, want[i][j], got[i][j])
 			}
 		}
 	}
@@ -245,28 +267,13 @@ func TestPlaneGradSameBits(t *testing.T) {
 		for _, size := range []int{8, 24} {
 			for _, shared := range []bool{false, true} {
 				tensor.SetThreads(threads)
-				rng := rand.New(rand.NewPCG(uint64(size), 5))
-				c1, c2 := NewConv2d(3, 8, 3, 1, 1, false, rng), NewConv2d(8, 6, 3, 2, 1, false, rng)
-				b1, b2 := NewBatchNorm2d(8), NewBatchNorm2d(6)
-				x := Param(randT(rng, 6, 3, size, size))
-				params := []*Var{x, c1.W, c2.W, b1.Gamma, b1.Beta, b2.Gamma, b2.Beta}
+				net := twoConvBlocks(uint64(size)+100, size, 6)
 				run := func(on bool) [][]float32 {
 					usePlaneGrad = on
-					for _, p := range params {
-						p.ZeroGrad()
-					}
-					h := b1.ForwardReLU(c1.Forward(x), true)
-					out := b2.Forward(c2.Forward(h), true)
-					loss := Mean(Mul(out, out))
 					if shared { // h read by a second op: the BatchNorm sums itself
-						loss = Add(loss, Mean(h))
+						return net(func(z, h *Var) *Var { return Mean(h) })
 					}
-					loss.Backward()
-					var g [][]float32
-					for _, p := range params {
-						g = append(g, append([]float32(nil), p.Grad.Data...))
-					}
-					return g
+					return net(nil)
 				}
 				want := run(false)
 				before := planeGradTaken.Load()
@@ -284,13 +291,7 @@ func TestPlaneGradSameBits(t *testing.T) {
 				if n := planeGradTaken.Load() - before; n != wantN {
 					t.Fatalf("threads %d size %d shared %v: sums taken %d times, want %d", threads, size, shared, n, wantN)
 				}
-				for i := range want {
-					for j := range want[i] {
-						if want[i][j] != got[i][j] {
-							t.Fatalf("threads %d size %d shared %v: param %d grad %d is %v with the convolution's sums, %v without", threads, size, shared, i, j, got[i][j], want[i][j])
-						}
-					}
-				}
+				sameGrads(t, fmt.Sprintf("threads %d size %d shared %v, with the convolution's sums and without", threads, size, shared), want, got)
 			}
 		}
 	}

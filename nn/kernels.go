@@ -75,7 +75,7 @@ func affineInto(y, x []float32, a, b float32, relu bool) {
 		return
 	}
 	x = x[:len(y)]
-	affineAVX(&y[0], &x[0], len(y), a, b, relu)
+	affineAVX(&y[0], &x[0], len(y), a, b, relu, false)
 }
 
 // affineStream is affineInto for outputs far larger than the caches, which
@@ -88,7 +88,7 @@ func affineStream(y, x []float32, a, b float32, relu bool) {
 		return
 	}
 	x = x[:len(y)]
-	affineNTAVX(&y[0], &x[0], len(y), a, b, relu)
+	affineAVX(&y[0], &x[0], len(y), a, b, relu, true)
 }
 
 // useStreamStores enables affineStream's non-temporal stores.

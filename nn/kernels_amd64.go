@@ -26,10 +26,7 @@ func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
 func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)
 
 //go:noescape
-func affineAVX(y, x *float32, n int, a, b float32, relu bool)
-
-//go:noescape
-func affineNTAVX(y, x *float32, n int, a, b float32, relu bool)
+func affineAVX(y, x *float32, n int, a, b float32, relu, nt bool)
 
 // shiftedSumsAVX adds Σ(x−s) and Σ(x−s)² lane-wise into out[0:32] and out[32:64].
 //

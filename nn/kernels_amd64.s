@@ -261,14 +261,18 @@ adone:
 	VPSRAD $31, z, t \
 	VPANDND z, t, z
 
-// func affineAVX(y, x *float32, n int, a, b float32, relu bool)
-TEXT ·affineAVX(SB), NOSPLIT, $0-33
+// func affineAVX(y, x *float32, n int, a, b float32, relu, nt bool)
+// With nt the whole vectors go out with non-temporal stores (y 64-byte
+// aligned): a large output written once and read much later skips the
+// read-for-ownership of every line.
+TEXT ·affineAVX(SB), NOSPLIT, $0-34
 	MOVQ y+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ n+16(FP), BX
 	VBROADCASTSS a+24(FP), Z30
 	VBROADCASTSS b+28(FP), Z31
 	MOVBLZX relu+32(FP), R8
+	MOVBLZX nt+33(FP), R9
 	TAILMASK(BX, DX, K3)
 	TESTQ DX, DX
 	JLE ftail
@@ -279,7 +283,13 @@ floop:
 	JZ fst
 	RELU(Z0, Z1)
 fst:
+	TESTQ R9, R9
+	JNZ fnt
 	VMOVUPS Z0, (DI)
+	JMP fnext
+fnt:
+	VMOVNTPS Z0, (DI)
+fnext:
 	ADDQ $64, SI
 	ADDQ $64, DI
 	DECQ DX
@@ -293,6 +303,10 @@ ftail:
 	RELU(Z0, Z1)
 ftst:
 	VMOVUPS Z0, K3, (DI)
+	TESTQ R9, R9
+	JZ fdone
+	SFENCE
+fdone:
 	VZEROUPPER
 	RET
 
@@ -809,41 +823,3 @@ mcdone:
 	VZEROUPPER
 	RET
 
-// func affineNTAVX(y, x *float32, n int, a, b float32, relu bool)
-// affineAVX with non-temporal stores for the whole vectors (y 64-byte
-// aligned): a large output written once and read much later skips the
-// read-for-ownership of every line.
-TEXT ·affineNTAVX(SB), NOSPLIT, $0-33
-	MOVQ y+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), BX
-	VBROADCASTSS a+24(FP), Z30
-	VBROADCASTSS b+28(FP), Z31
-	MOVBLZX relu+32(FP), R8
-	TAILMASK(BX, DX, K3)
-	TESTQ DX, DX
-	JLE ntail
-nloop:
-	VMULPS (SI), Z30, Z0
-	VADDPS Z31, Z0, Z0
-	TESTQ R8, R8
-	JZ nst
-	RELU(Z0, Z1)
-nst:
-	VMOVNTPS Z0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	DECQ DX
-	JNZ nloop
-ntail:
-	VMOVUPS.Z (SI), K3, Z0
-	VMULPS Z0, Z30, Z0
-	VADDPS Z31, Z0, Z0
-	TESTQ R8, R8
-	JZ ntst
-	RELU(Z0, Z1)
-ntst:
-	VMOVUPS Z0, K3, (DI)
-	SFENCE
-	VZEROUPPER
-	RET

@@ -15,8 +15,7 @@ func scatterAddS2AVX(dst, src *float32, rows, dstStride, srcStride, full, mlo, m
 }
 func copyRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int) { panic("unreachable") }
 func addRowsAVX(dst, src *float32, rows, dstStride, srcStride, full, mst int)  { panic("unreachable") }
-func affineAVX(y, x *float32, n int, a, b float32, relu bool)                  { panic("unreachable") }
-func affineNTAVX(y, x *float32, n int, a, b float32, relu bool)                { panic("unreachable") }
+func affineAVX(y, x *float32, n int, a, b float32, relu, nt bool)              { panic("unreachable") }
 func shiftedSumsAVX(x *float32, n int, s float32, out *float32)                { panic("unreachable") }
 func bnGradSumsAVX(dy, x *float32, n int, mu, ra, rb float32, relu bool, out *float32) {
 	panic("unreachable")
