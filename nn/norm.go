@@ -111,7 +111,7 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 	// them (bit for bit what planeSums adds up: planes of at least sumMin
 	// values each take their own lanes).
 	var sums []float64
-	if v.requiresGrad && train && usePlaneGrad && (!useAVX512 || inner >= sumMin) {
+	if v.requiresGrad && train && usePlaneGrad && ownPlanes(inner) {
 		sums = make([]float64, 2*n*c)
 		v.planeGrad = &planeGradSums{fill: func(i int, g []float32) {
 			for ch := 0; ch < c; ch++ {
