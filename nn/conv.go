@@ -465,11 +465,8 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 			})
 		})
 	}
-	v := newPooledVar(out, x, w, b)
+	v := newConvVar(out, x, w, b, ep)
 	v.planeStats = st
-	if ep != nil && v.requiresGrad {
-		panic("nn: conv2d epilogue in a recorded graph")
-	}
 	if v.requiresGrad {
 		v.lazyOK = b == nil // the bias gradient needs dY whole
 		v.backward = func() {
@@ -596,16 +593,31 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 				addParts(w, parts)
 			}
 			if b.needs() {
-				gb := b.grad()
-				for i := 0; i < n; i++ {
-					for oc := 0; oc < o; oc++ {
-						gb[oc] += float32(sum32(Gd[i*outSz+oc*P : i*outSz+(oc+1)*P]))
-					}
-				}
+				addBiasGrad(b.grad(), Gd, n, o, P)
 			}
 		}
 	}
 	return v
+}
+
+// newConvVar is newPooledVar for a convolution's output, which may carry
+// an epilogue (folded BatchNorm) only outside a recorded graph.
+func newConvVar(out *tensor.Tensor, x, w, b *Var, ep *epilogue) *Var {
+	v := newPooledVar(out, x, w, b)
+	if ep != nil && v.requiresGrad {
+		panic("nn: conv2d epilogue in a recorded graph")
+	}
+	return v
+}
+
+// addBiasGrad adds to gb [o] the sums of every output channel's planes of
+// the gradient g [n, o, P].
+func addBiasGrad(gb, g []float32, n, o, P int) {
+	for i := 0; i < n; i++ {
+		for oc := 0; oc < o; oc++ {
+			gb[oc] += float32(sum32(g[(i*o+oc)*P : (i*o+oc+1)*P]))
+		}
+	}
 }
 
 // ConvTranspose2d is the transposed convolution (the gradient of Conv2d with

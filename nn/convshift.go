@@ -230,10 +230,7 @@ func shiftConv2d(g convGeom, x, w, b *Var, ep *epilogue) *Var {
 			}
 		})
 	}
-	v := newPooledVar(out, x, w, b)
-	if ep != nil && v.requiresGrad {
-		panic("nn: conv2d epilogue in a recorded graph")
-	}
+	v := newConvVar(out, x, w, b, ep)
 	if !v.requiresGrad {
 		putBuf(xp)
 		putBuf(wt)
@@ -273,12 +270,7 @@ func shiftConv2d(g convGeom, x, w, b *Var, ep *epilogue) *Var {
 			fromPixelMajor(gx, dxp, n, c, P, fresh)
 		}
 		if b.needs() {
-			gb := b.grad()
-			for i := 0; i < n; i++ {
-				for oc := 0; oc < o; oc++ {
-					gb[oc] += float32(sum32(G[(i*o+oc)*P : (i*o+oc+1)*P]))
-				}
-			}
+			addBiasGrad(b.grad(), G, n, o, P)
 		}
 	}
 	return v

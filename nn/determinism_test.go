@@ -334,7 +334,8 @@ func TestPlaneStatsSameBits(t *testing.T) {
 				// Statistics come with planes that fill their own lanes, from
 				// a convolution whose groups of images each take one worker.
 				P := size * size
-				groups := (4 + min(4, (minGemmCols+P-1)/P) - 1) / min(4, (minGemmCols+P-1)/P)
+				G := min(4, (minGemmCols+P-1)/P) // images per group
+				groups := (4 + G - 1) / G
 				if want := ownPlanes(P) && groups >= threads; stats != want {
 					t.Fatalf("threads %d size %d: statistics from the convolution %v, want %v", threads, size, stats, want)
 				}

@@ -56,6 +56,10 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 			})
 		}
 	}
+	apply := affineInto
+	if 4*len(Y) >= streamBytes {
+		apply = affineStream
+	}
 	// Image i's plane of channel ch is s[(i*c+ch)*inner : (i*c+ch+1)*inner].
 	tensor.For(c, 1, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
@@ -96,10 +100,6 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 				b += beta.Value.Data[ch]
 			}
 			scale[ch], shift[ch] = a, b
-			apply := affineInto
-			if 4*len(Y) >= streamBytes {
-				apply = affineStream
-			}
 			for i := 0; i < n; i++ {
 				o := (i*c + ch) * inner
 				apply(Y[o:o+inner], X[o:o+inner], a, b, relu)
