@@ -434,9 +434,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		}
 		gemmW := func(par bool, cols int, c []float32, beta float32, y []float32) {
 			if pw != nil && !par {
-				pw.Mul(cols, 1, func(dst []float32, pc, jc, kb, nb int) {
-					sgemm.PackRows(dst, c, cols, pc, jc, kb, nb)
-				}, beta, y, cols)
+				pw.MulRows(cols, c, cols, beta, y, cols)
 				return
 			}
 			gemm(par)(false, false, o, cols, K, 1, W, K, c, cols, beta, y, cols)
@@ -498,6 +496,20 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 			// parts[ch] is chunk ch's weight gradient; unset[ch] says it
 			// holds nothing yet (its first product assigns instead of
 			// adding, so no buffer is cleared first).
+			// With serial groups, Wᵀ is packed for sgemm once.
+			var pwT *sgemm.PackedA
+			if gx != nil && !par && sgemm.Available() {
+				pwT = sgemm.PackA(true, K, o, 1, W, K)
+				defer pwT.Release()
+			}
+			// dataGrad computes cols columns of Wᵀ·dY into out.
+			dataGrad := func(cols int, dy []float32, beta float32, out []float32) {
+				if pwT != nil {
+					pwT.MulRows(cols, dy, cols, beta, out, cols)
+					return
+				}
+				gemm(par)(true, false, K, cols, o, 1, W, K, dy, cols, beta, out, cols)
+			}
 			var parts [][]float32
 			var unset []bool
 			if w.needs() {
@@ -534,6 +546,17 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 					if parts[ch] == nil {
 						parts[ch], unset[ch] = getBuf(o*K), true
 					}
+					if !par && g.gatherGrad(o) {
+						beta := float32(1)
+						if unset[ch] {
+							beta = 0
+						}
+						pa := sgemm.PackA(false, o, nb*P, 1, dy, nb*P)
+						pa.Mul(K, 1, g.newColT(X[i0*inSz:i1*inSz], nb).pack, beta, parts[ch], K)
+						pa.Release()
+						unset[ch] = false
+						goto input
+					}
 					col := getBuf(K * G * P)
 					defer putBuf(col)
 					c := lower(col, i0, i1, par)
@@ -551,6 +574,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 					}
 					unset[ch] = false
 				}
+			input:
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
 					if sums != nil {
 						defer func() {
@@ -564,12 +588,12 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 						if fresh {
 							beta = 0
 						}
-						gemm(par)(true, false, K, P, o, 1, W, K, dy, P, beta, gx[i0*inSz:i1*inSz], P)
+						dataGrad(P, dy, beta, gx[i0*inSz:i1*inSz])
 						return
 					}
 					dcol := getBuf(K * G * P)
 					defer putBuf(dcol)
-					gemm(par)(true, false, K, nb*P, o, 1, W, K, dy, nb*P, 0, dcol, nb*P)
+					dataGrad(nb*P, dy, 0, dcol)
 					if g.ow < narrowWidth { // one scatter over the group's images
 						g.col2imTable(gx[i0*inSz:i1*inSz], dcol, nb, fresh, par)
 						return

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/spotfuse/spotfuse/sgemm"
 	"github.com/spotfuse/spotfuse/tensor"
 )
 
@@ -209,5 +210,111 @@ func TestShiftConvMatchesIm2col(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestGatherGradMatchesIm2col compares the weight gradient whose column
+// matrix is gathered straight into sgemm's panels (colT) with the one
+// through im2col and a transposing product: the panels hold the same
+// values and sgemm sums each element in a fixed order, so the bits must
+// agree. The geometries cover stride 1–3, kernels 1–7, windows crossing
+// every border (the bottom and right ones too: odd sizes), images grouped
+// side by side (narrow outputs), a last panel of fewer than 32 columns
+// and more than one packed block of pixels; the input gradient, whose
+// product uses the weights packed once per call, is compared too.
+func TestGatherGradMatchesIm2col(t *testing.T) {
+	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
+		{4, 32, 64, 64, 64, 3, 2, 1}, // conv4's second layer: P = 1024, two blocks
+		{4, 8, 32, 32, 16, 3, 2, 1},  // ow 16, K = 72
+		{8, 16, 16, 16, 24, 3, 2, 1}, // ow 8: four images per group
+		{4, 8, 15, 13, 12, 3, 2, 1},  // odd sizes: windows cross the bottom and right
+		{4, 8, 12, 12, 8, 3, 1, 1},   // stride 1
+		{4, 3, 23, 23, 8, 7, 2, 3},   // 7×7 stride 2 (resnet's stem), K = 147
+		{4, 4, 17, 11, 6, 5, 3, 2},   // stride 3, 5×5
+		{4, 80, 8, 8, 16, 1, 2, 0},   // 1×1 stride 2 (a downsampling shortcut)
+		{3, 9, 10, 10, 5, 3, 1, 0},   // no padding
+	}
+	defer func(v bool) { useGatherGrad = v }(useGatherGrad)
+	defer tensor.SetThreads(tensor.Threads())
+	tensor.SetThreads(2)
+	for i, c := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			g := newConvGeom(c.c, c.h, c.w, c.k, c.k, c.stride, c.pad)
+			useGatherGrad = true
+			if !sgemm.Available() {
+				t.Skip("no sgemm micro-kernel on this machine")
+			}
+			if !g.gatherGrad(c.o) || g.shiftConv() {
+				t.Fatal("the case does not take the gathered weight gradient")
+			}
+			r := rand.New(rand.NewPCG(uint64(i), 9))
+			xt, wt, dyt := randT(r, c.n, c.c, c.h, c.w), randT(r, c.o, c.c, c.k, c.k), randT(r, c.n, c.o, g.oh, g.ow)
+			var gw, gx [2][]float32
+			for j, on := range []bool{true, false} {
+				useGatherGrad = on
+				x, w := Param(xt.Clone()), Param(wt.Clone())
+				Sum(Mul(Conv2d(x, w, nil, c.stride, c.pad), Const(dyt))).Backward()
+				gw[j], gx[j] = w.Grad.Data, x.Grad.Data
+			}
+			for j := range gw[0] {
+				if gw[0][j] != gw[1][j] {
+					t.Fatalf("dW[%d] = %v gathered, %v through im2col", j, gw[0][j], gw[1][j])
+				}
+			}
+			for j := range gx[0] {
+				if gx[0][j] != gx[1][j] {
+					t.Fatalf("dX[%d] = %v gathered, %v through im2col", j, gx[0][j], gx[1][j])
+				}
+			}
+		})
+	}
+}
+
+// TestColTPacksIm2col checks the panels colT gathers (assembly and Go
+// loop) against im2col's column matrix, transposed: for blocks of pixels
+// and columns that start anywhere, with a last panel cut short, on images
+// grouped side by side.
+func TestColTPacksIm2col(t *testing.T) {
+	cases := []struct{ nb, c, h, w, k, stride, pad int }{
+		{1, 4, 9, 9, 3, 2, 1},
+		{3, 5, 7, 6, 3, 1, 1},
+		{2, 3, 13, 11, 7, 2, 3},
+		{2, 6, 8, 8, 1, 2, 0},
+		{2, 2, 12, 10, 5, 3, 2},
+	}
+	for i, c := range cases {
+		g := newConvGeom(c.c, c.h, c.w, c.k, c.k, c.stride, c.pad)
+		r := rand.New(rand.NewPCG(uint64(i), 10))
+		x := randT(r, c.nb, c.c, c.h, c.w).Data
+		K, P := g.rows(), g.cols()
+		ld := c.nb * P
+		col := make([]float32, K*ld)
+		for j := range c.nb {
+			g.im2col(col[j*P:], ld, x[j*c.c*c.h*c.w:])
+		}
+		withSIMD(t, func(t *testing.T, simd bool) {
+			for _, blk := range [][4]int{{0, 0, ld, K}, {1, 3, ld - 2, K - 5}, {ld / 2, 17, ld - ld/2, min(40, K-17)}} {
+				pc, jc, kb, nb := blk[0], blk[1], blk[2], blk[3]
+				if nb <= 0 || kb <= 0 {
+					continue
+				}
+				panels := (nb + 31) / 32
+				dst := make([]float32, panels*32*kb)
+				g.newColT(x, c.nb).pack(dst, pc, jc, kb, nb)
+				for jr := 0; jr < panels*32; jr += 32 {
+					for p := range kb {
+						for l := range 32 {
+							got, want := dst[jr*kb+32*p+l], float32(0)
+							if jr+l < nb {
+								want = col[(jc+jr+l)*ld+pc+p]
+							}
+							if got != want {
+								t.Fatalf("case %d simd %v block %v: pixel %d column %d = %v, want %v", i, simd, blk, pc+p, jc+jr+l, got, want)
+							}
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -139,10 +139,7 @@ func (g convGeom) tapProducts(m, k, n int, wt []float32, transA bool, b, c []flo
 					tensor.GemmSerial(transA, false, hi-lo, r.n*n, k, 1, a, lda, b[bc:], ld, beta, cs, ld)
 					continue
 				}
-				bs := b[bc:]
-				pa.Mul(r.n*n, 1, func(dst []float32, pc, jc, kb, nb int) {
-					sgemm.PackRows(dst, bs, ld, pc, jc, kb, nb)
-				}, beta, cs, ld)
+				pa.MulRows(r.n*n, b[bc:], ld, beta, cs, ld)
 			}
 			if pa != nil {
 				pa.Release()

@@ -823,3 +823,39 @@ mcdone:
 	VZEROUPPER
 	RET
 
+
+// func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int)
+// For each of n pixels q: dst[32q+l] = x[base[q]+offs[l]] for the lanes l
+// set in mask[cls[q]], 0 for the others.
+TEXT ·gatherColsAVX(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), R8
+	MOVQ cls+24(FP), R9
+	MOVQ mask+32(FP), R10
+	MOVQ offs+40(FP), R11
+	MOVQ n+48(FP), BX
+	VMOVDQU32 (R11), Z2
+	VMOVDQU32 64(R11), Z3
+gcloop:
+	MOVLQSX (R9), AX
+	MOVL (R10)(AX*4), DX
+	VPBROADCASTD (R8), Z4
+	VPADDD Z2, Z4, Z5
+	VPADDD Z3, Z4, Z6
+	KMOVW DX, K1
+	SHRL $16, DX
+	KMOVW DX, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VGATHERDPS (SI)(Z5*4), K1, Z0
+	VGATHERDPS (SI)(Z6*4), K2, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, DI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ BX
+	JNZ gcloop
+	VZEROUPPER
+	RET

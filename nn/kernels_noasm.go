@@ -36,3 +36,7 @@ func maxRowS2AVX(hm *float32, hi *int32, row *float32, ow int) { panic("unreacha
 func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows int) {
 	panic("unreachable")
 }
+
+func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int) {
+	panic("unreachable")
+}

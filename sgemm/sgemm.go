@@ -223,9 +223,11 @@ func (pa *PackedA) Mul(n, align int, pack BPacker, beta float32, c []float32, ld
 	}
 }
 
-// PackRows is the BPacker of a stored row-major matrix b (ldb apart).
-func PackRows(dst, b []float32, ldb, pc, jc, kb, nb int) {
-	packB(dst, false, b, ldb, pc, jc, kb, nb)
+// MulRows is Mul with B a stored row-major k×n matrix b (ldb apart).
+func (pa *PackedA) MulRows(n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	pa.Mul(n, 1, func(dst []float32, pc, jc, kb, nb int) {
+		packB(dst, false, b, ldb, pc, jc, kb, nb)
+	}, beta, c, ldc)
 }
 
 func gcd(a, b int) int {

@@ -81,6 +81,7 @@ func TestPackedMul(t *testing.T) {
 					}
 					a, b, c := randSlice(r, ar*lda), randSlice(r, k*n), randSlice(r, m*n)
 					want := naive(transA, false, m, n, k, 0.5, a, lda, b, n, beta, c, n)
+					c2 := append([]float32(nil), c...)
 					pa := PackA(transA, m, k, 0.5, a, lda)
 					pa.Mul(n, align, func(dst []float32, pc, jc, kb, nb int) {
 						if jc%align != 0 {
@@ -93,6 +94,14 @@ func TestPackedMul(t *testing.T) {
 							t.Fatalf("%v align %d beta %v transA %v: c[%d] = %v, want %v", sh, align, beta, transA, i, c[i], want[i])
 						}
 					}
+					// MulRows packs the same stored B itself: the same bits.
+					pa.MulRows(n, b, n, beta, c2, n)
+					for i := range c {
+						if c2[i] != c[i] {
+							t.Fatalf("%v beta %v transA %v: MulRows c[%d] = %v, Mul %v", sh, beta, transA, i, c2[i], c[i])
+						}
+					}
+					pa.Release()
 				}
 			}
 		}

@@ -1,0 +1,151 @@
+package nn
+
+import (
+	"sync"
+
+	"github.com/spotfuse/spotfuse/sgemm"
+)
+
+// Weight gradients dW = dY·colᵀ sum over output pixels, the contiguous
+// dimension of both dY and the column matrix, so a product through packed
+// panels transposes both. The column matrix is the larger one (c·kh·kw
+// rows against o): instead of writing it (im2col) and then transposing it
+// into sgemm's panels, colT gathers the panels straight from the images,
+// 32 columns (channel, tap) of one output pixel at a time, with masked
+// AVX-512 gathers for the pixels whose window crosses the border.
+
+// useGatherGrad enables the gathered weight gradient (tests compare it
+// with im2col and a transposing product).
+var useGatherGrad = true
+
+// gatherGrad reports whether the weight gradient of geometry g goes
+// through colT: not when im2col is the identity (x is then its own column
+// matrix) or when dotWeightGrad takes it.
+func (g convGeom) gatherGrad(o int) bool {
+	return useGatherGrad && sgemm.Available() && !g.identity() && !dotWeightGrad(o, g.rows())
+}
+
+// colT is the sgemm.BPacker of the transposed column matrix of a group of
+// images: its row q is output pixel q (of image q/P), its column r row r
+// of im2col.
+type colT struct {
+	x    []float32 // the group's images
+	base []int32   // per output pixel: offset in x of its window's top-left corner (may lie outside)
+	cls  []int32   // per output pixel: its border class
+	offs []int32   // per column, then 32 zeros: offset of (channel, tap) from a window's corner
+	tap  [][2]int  // per column: (ki, kj)
+	yr   [][2]int  // per row class: the kernel rows [lo, hi) inside the image
+	xr   [][2]int  // per column class: the kernel columns inside
+	mask []uint32  // per border class: the lanes of the panel being packed
+}
+
+// colTTables holds the pixel tables of a geometry for a group size,
+// computed once.
+var colTTables sync.Map // struct{convGeom; nb int} -> *colT
+
+// newColT returns the packer of images x (nb of them, as in the group
+// tables of g).
+func (g convGeom) newColT(x []float32, nb int) *colT {
+	key := struct {
+		g  convGeom
+		nb int
+	}{g, nb}
+	if t, ok := colTTables.Load(key); ok {
+		c := *t.(*colT)
+		c.x = x
+		c.mask = make([]uint32, len(c.yr)*len(c.xr))
+		return &c
+	}
+	ranges := func(n, size, k int) ([][2]int, []int) {
+		var rs [][2]int
+		cls := make([]int, n)
+		for o := range n {
+			top := o*g.stride - g.pad
+			r := [2]int{max(0, -top), min(k, size-top)}
+			id := -1
+			for i, q := range rs {
+				if q == r {
+					id = i
+				}
+			}
+			if id < 0 {
+				id = len(rs)
+				rs = append(rs, r)
+			}
+			cls[o] = id
+		}
+		return rs, cls
+	}
+	t := &colT{}
+	var yc, xc []int
+	t.yr, yc = ranges(g.oh, g.h, g.kh)
+	t.xr, xc = ranges(g.ow, g.w, g.kw)
+	P, in := g.cols(), g.c*g.h*g.w
+	t.base, t.cls = make([]int32, nb*P), make([]int32, nb*P)
+	for i := range nb {
+		for oi := range g.oh {
+			for oj := range g.ow {
+				q := i*P + oi*g.ow + oj
+				t.base[q] = int32(i*in + (oi*g.stride-g.pad)*g.w + oj*g.stride - g.pad)
+				t.cls[q] = int32(yc[oi]*len(t.xr) + xc[oj])
+			}
+		}
+	}
+	K := g.rows()
+	t.offs, t.tap = make([]int32, K+32), make([][2]int, K)
+	for r := range K {
+		ci, kk := r/(g.kh*g.kw), r%(g.kh*g.kw)
+		ki, kj := kk/g.kw, kk%g.kw
+		t.offs[r] = int32((ci*g.h+ki)*g.w + kj)
+		t.tap[r] = [2]int{ki, kj}
+	}
+	colTTables.Store(key, t)
+	c := *t
+	c.x = x
+	c.mask = make([]uint32, len(c.yr)*len(c.xr))
+	return &c
+}
+
+// pack is the sgemm.BPacker: rows [pc, pc+kb) (pixels), columns [jc,
+// jc+nb).
+func (t *colT) pack(dst []float32, pc, jc, kb, nb int) {
+	for jr := 0; jr < nb; jr += 32 {
+		lanes := min(32, nb-jr)
+		for y, yr := range t.yr {
+			for x, xr := range t.xr {
+				var m uint32
+				for l := range lanes {
+					tp := t.tap[jc+jr+l]
+					if tp[0] >= yr[0] && tp[0] < yr[1] && tp[1] >= xr[0] && tp[1] < xr[1] {
+						m |= 1 << l
+					}
+				}
+				t.mask[y*len(t.xr)+x] = m
+			}
+		}
+		gatherCols(dst[jr*kb:(jr+32)*kb], t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32])
+	}
+}
+
+// gatherCols writes, for every pixel q, the 32 values x[base[q]+offs[l]]
+// of the lanes l set in mask[cls[q]] (zeros elsewhere) to dst[32q:]. The
+// tables come from newColT, which sets only lanes that read inside x.
+func gatherCols(dst, x []float32, base, cls []int32, mask []uint32, offs []int32) {
+	n := len(base)
+	dst, cls, offs = dst[:32*n], cls[:n], offs[:32]
+	if useAVX512 && n > 0 {
+		gatherColsAVX(&dst[0], &x[0], &base[0], &cls[0], &mask[0], &offs[0], n)
+		return
+	}
+	for q, b := range base {
+		m := mask[cls[q]]
+		row := dst[32*q : 32*q+32]
+		for l, off := range offs {
+			if m&(1<<l) != 0 {
+				row[l] = x[int(b)+int(off)]
+			} else {
+				row[l] = 0
+			}
+		}
+	}
+}
