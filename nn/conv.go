@@ -297,11 +297,14 @@ var minGemmCols = 256
 // Conv2d convolves x [N,C,H,W] with w [O,C,KH,KW] (torch layout) and adds
 // b [O] (may be nil), with the given stride and zero padding.
 //
-// Images are lowered to column matrices (im2col) and multiplied by the
-// weights with one GEMM per group of images; a group holds one image unless
-// the output map is smaller than minGemmCols pixels, then enough images to
-// fill it. Groups are processed in parallel (one serial GEMM each) when there
-// are enough of them, otherwise one after another with a parallel GEMM.
+// Images are lowered to column matrices and multiplied by the weights
+// with one GEMM per group of images; a group holds one image unless the
+// output map is smaller than minGemmCols pixels, then enough images to
+// fill it. Groups are processed in parallel (one serial GEMM each) when
+// there are enough of them, otherwise one after another with a parallel
+// GEMM. With sgemm, the column matrix is never written whole: its panels
+// are gathered from the images inside the product (packPanels, colT);
+// im2col is the path of the other backends.
 func Conv2d(x, w, b *Var, stride, pad int) *Var { return conv2d(x, w, b, stride, pad, nil, false) }
 
 // epilogue is a per-output-channel affine map (and ReLU) applied to a
@@ -442,19 +445,27 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		overGroups(func(grp int, par bool) {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0
-			col := getBuf(K * G * P)
-			defer putBuf(col)
-			c := lower(col, i0, i1, par)
+			// mul computes cols columns of W·col into y.
+			var mul func(cols int, beta float32, y []float32)
+			if pw != nil && !par && g.gatherForward() {
+				pk := g.newColT(X[i0*inSz:i1*inSz], nb)
+				mul = func(cols int, beta float32, y []float32) { pw.Mul(cols, 1, pk.packCols, beta, y, cols) }
+			} else {
+				col := getBuf(K * G * P)
+				defer putBuf(col)
+				c := lower(col, i0, i1, par)
+				mul = func(cols int, beta float32, y []float32) { gemmW(par, cols, c, beta, y) }
+			}
 			if nb == 1 {
 				yi := Y[i0*outSz : i1*outSz]
-				gemmW(par, P, c, fillBias(yi, bias, P), yi)
+				mul(P, fillBias(yi, bias, P), yi)
 				ep.applyPlanes(yi, P)
 				planeStatsOf(st, yi, i0, o, P)
 				return
 			}
 			tmp := getBuf(o * G * P)
 			defer putBuf(tmp)
-			gemmW(par, nb*P, c, 0, tmp[:o*nb*P])
+			mul(nb*P, 0, tmp[:o*nb*P])
 			forIf(par, nb, 1, func(lo, hi int) {
 				scatterGroup(Y[(i0+lo)*outSz:(i0+hi)*outSz], tmp[lo*P:], o, hi-lo, nb*P, P, bias, ep)
 				for i := i0 + lo; i < i0+hi; i++ {

@@ -213,16 +213,18 @@ func TestShiftConvMatchesIm2col(t *testing.T) {
 	}
 }
 
-// TestGatherGradMatchesIm2col compares the weight gradient whose column
-// matrix is gathered straight into sgemm's panels (colT) with the one
-// through im2col and a transposing product: the panels hold the same
-// values and sgemm sums each element in a fixed order, so the bits must
-// agree. The geometries cover stride 1–3, kernels 1–7, windows crossing
-// every border (the bottom and right ones too: odd sizes), images grouped
-// side by side (narrow outputs), a last panel of fewer than 32 columns
-// and more than one packed block of pixels; the input gradient, whose
-// product uses the weights packed once per call, is compared too.
-func TestGatherGradMatchesIm2col(t *testing.T) {
+// TestGatherMatchesIm2col compares convolutions whose column matrix is
+// gathered straight into sgemm's panels (colT: the forward product's
+// packCols outside the panel path, the weight gradient's pack) with the
+// ones through im2col and a copying or transposing pack: the panels hold
+// the same values and sgemm sums each element in a fixed order, so the
+// output and the gradients must agree to the bit. The geometries cover
+// stride 1–3, kernels 1–7, windows crossing every border (the bottom and
+// right ones too: odd sizes), images grouped side by side (narrow
+// outputs), a last panel of fewer than 32 columns or pixels and more than
+// one packed block of pixels; the input gradient, whose product uses the
+// weights packed once per call, is compared too.
+func TestGatherMatchesIm2col(t *testing.T) {
 	cases := []struct{ n, c, h, w, o, k, stride, pad int }{
 		{4, 32, 64, 64, 64, 3, 2, 1}, // conv4's second layer: P = 1024, two blocks
 		{4, 8, 32, 32, 16, 3, 2, 1},  // ow 16, K = 72
@@ -234,13 +236,13 @@ func TestGatherGradMatchesIm2col(t *testing.T) {
 		{4, 80, 8, 8, 16, 1, 2, 0},   // 1×1 stride 2 (a downsampling shortcut)
 		{3, 9, 10, 10, 5, 3, 1, 0},   // no padding
 	}
-	defer func(v bool) { useGatherGrad = v }(useGatherGrad)
+	defer func(v, f bool) { useGatherGrad, useGatherForward = v, f }(useGatherGrad, useGatherForward)
 	defer tensor.SetThreads(tensor.Threads())
 	tensor.SetThreads(2)
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			g := newConvGeom(c.c, c.h, c.w, c.k, c.k, c.stride, c.pad)
-			useGatherGrad = true
+			useGatherGrad, useGatherForward = true, true
 			if !sgemm.Available() {
 				t.Skip("no sgemm micro-kernel on this machine")
 			}
@@ -249,12 +251,18 @@ func TestGatherGradMatchesIm2col(t *testing.T) {
 			}
 			r := rand.New(rand.NewPCG(uint64(i), 9))
 			xt, wt, dyt := randT(r, c.n, c.c, c.h, c.w), randT(r, c.o, c.c, c.k, c.k), randT(r, c.n, c.o, g.oh, g.ow)
-			var gw, gx [2][]float32
+			var y, gw, gx [2][]float32
 			for j, on := range []bool{true, false} {
-				useGatherGrad = on
+				useGatherGrad, useGatherForward = on, on
 				x, w := Param(xt.Clone()), Param(wt.Clone())
-				Sum(Mul(Conv2d(x, w, nil, c.stride, c.pad), Const(dyt))).Backward()
-				gw[j], gx[j] = w.Grad.Data, x.Grad.Data
+				out := Conv2d(x, w, nil, c.stride, c.pad)
+				Sum(Mul(out, Const(dyt))).Backward()
+				y[j], gw[j], gx[j] = out.Value.Data, w.Grad.Data, x.Grad.Data
+			}
+			for j := range y[0] {
+				if y[0][j] != y[1][j] {
+					t.Fatalf("y[%d] = %v gathered, %v through im2col", j, y[0][j], y[1][j])
+				}
 			}
 			for j := range gw[0] {
 				if gw[0][j] != gw[1][j] {
@@ -271,9 +279,10 @@ func TestGatherGradMatchesIm2col(t *testing.T) {
 }
 
 // TestColTPacksIm2col checks the panels colT gathers (assembly and Go
-// loop) against im2col's column matrix, transposed: for blocks of pixels
-// and columns that start anywhere, with a last panel cut short, on images
-// grouped side by side.
+// loop) against im2col's column matrix, transposed (pack) and as it is
+// (packCols): for blocks of pixels and columns that start anywhere (pixels
+// at a multiple of 32 for packCols), with a last panel cut short, on
+// images grouped side by side.
 func TestColTPacksIm2col(t *testing.T) {
 	cases := []struct{ nb, c, h, w, k, stride, pad int }{
 		{1, 4, 9, 9, 3, 2, 1},
@@ -297,6 +306,25 @@ func TestColTPacksIm2col(t *testing.T) {
 				pc, jc, kb, nb := blk[0], blk[1], blk[2], blk[3]
 				if nb <= 0 || kb <= 0 {
 					continue
+				}
+				// packCols: rows [jc, jc+nb) of col, pixels from a
+				// multiple of 32.
+				q0 := pc / 32 * 32
+				cols := (ld - q0 + 31) / 32 * 32
+				fwd := make([]float32, cols*nb)
+				g.newColT(x, c.nb).packCols(fwd, jc, q0, nb, ld-q0)
+				for jr := 0; jr < cols; jr += 32 {
+					for p := range nb {
+						for l := range 32 {
+							got, want := fwd[jr*nb+32*p+l], float32(0)
+							if q0+jr+l < ld {
+								want = col[(jc+p)*ld+q0+jr+l]
+							}
+							if got != want {
+								t.Fatalf("case %d simd %v block %v: packCols row %d pixel %d = %v, want %v", i, simd, blk, jc+p, q0+jr+l, got, want)
+							}
+						}
+					}
 				}
 				panels := (nb + 31) / 32
 				dst := make([]float32, panels*32*kb)
