@@ -80,10 +80,11 @@ func NewConv4(classes int, rng *rand.Rand) *Conv4 {
 
 // Forward maps x [N,3,H,W] to logits.
 func (m *Conv4) Forward(x *nn.Var, train bool) *nn.Var {
-	for _, b := range m.Blocks {
-		x = b.forward(x, train, true)
+	convs, bns := make([]*nn.Conv2dLayer, len(m.Blocks)), make([]*nn.BatchNormLayer, len(m.Blocks))
+	for i, b := range m.Blocks {
+		convs[i], bns[i] = b.conv, b.bn
 	}
-	return m.FC.Forward(nn.GlobalAvgPool(x))
+	return m.FC.Forward(nn.GlobalAvgPool(nn.ConvBNChain(x, convs, bns, train, true)))
 }
 
 // ConvFLOPs is the forward convolution FLOPs per image.

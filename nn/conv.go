@@ -363,6 +363,9 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		panic(fmt.Sprintf("nn: Conv2d bias %v for %d channels", b.Value.Shape, o))
 	}
 	if g.shiftConv() {
+		if x.deferred != nil {
+			panic("nn: an unstored BatchNorm output reaches a tap-by-tap convolution") // ConvBNChain stores those
+		}
 		return shiftConv2d(g, x, w, b, ep)
 	}
 	K, P := g.rows(), g.cols()
@@ -376,17 +379,25 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		st = make([]float64, 3*n*o)
 	}
 
-	// lower writes the column matrix of images [i0, i1) into col (ld = nb·P),
-	// or returns x itself when that is the column matrix.
-	lower := func(col []float32, i0, i1 int, par bool) []float32 {
-		nb := i1 - i0
+	// images returns images [i0, i1) of x's value and a function to call
+	// when done with them: x's own data, or for a BatchNorm output left
+	// unstored (x.deferred), the images computed into a buffer.
+	images := func(i0, i1 int) ([]float32, func()) {
+		if x.deferred == nil {
+			return X[i0*inSz : i1*inSz], func() {}
+		}
+		b := getBuf((i1 - i0) * inSz)
+		return x.deferred.images(b, i0, i1), func() { putBuf(b) }
+	}
+	// lower writes the column matrix of the nb images xs into col (ld =
+	// nb·P), or returns xs itself when that is the column matrix.
+	lower := func(col, xs []float32, nb int, par bool) []float32 {
 		if nb == 1 && g.identity() {
-			return X[i0*inSz : (i0+1)*inSz]
+			return xs
 		}
 		if nb > 1 && g.ow < narrowWidth {
 			// Narrow outputs: one gather over the group's images.
 			t := g.groupTable(nb)
-			xs := X[i0*inSz : i1*inSz]
 			forIf(par, K, 8, func(lo, hi int) {
 				gatherIdx(col[lo*nb*P:hi*nb*P], xs, t[lo*nb*P:hi*nb*P])
 			})
@@ -394,7 +405,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		}
 		each := func(lo, hi int) {
 			for j := lo; j < hi; j++ {
-				g.im2col(col[j*P:], nb*P, X[(i0+j)*inSz:(i0+j+1)*inSz])
+				g.im2col(col[j*P:], nb*P, xs[j*inSz:(j+1)*inSz])
 			}
 		}
 		forIf(par, nb, 1, each)
@@ -427,7 +438,7 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		bias = b.Value.Data
 	}
 	if g.panelConv(n) {
-		panelConvForward(g, n, o, X, W, Y, bias, ep, st)
+		panelConvForward(g, n, o, images, W, Y, bias, ep, st)
 	} else {
 		// With serial groups, the weights are packed for sgemm once.
 		var pw *sgemm.PackedA
@@ -445,15 +456,17 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 		overGroups(func(grp int, par bool) {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0
+			xs, done := images(i0, i1)
+			defer done()
 			// mul computes cols columns of W·col into y.
 			var mul func(cols int, beta float32, y []float32)
 			if pw != nil && !par && g.gatherForward() {
-				pk := g.newColT(X[i0*inSz:i1*inSz], nb)
+				pk := g.newColT(xs, nb, nil)
 				mul = func(cols int, beta float32, y []float32) { pw.Mul(cols, 1, pk.packCols, beta, y, cols) }
 			} else {
 				col := getBuf(K * G * P)
 				defer putBuf(col)
-				c := lower(col, i0, i1, par)
+				c := lower(col, xs, nb, par)
 				mul = func(cols int, beta float32, y []float32) { gemmW(par, cols, c, beta, y) }
 			}
 			if nb == 1 {
@@ -562,15 +575,22 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 						if unset[ch] {
 							beta = 0
 						}
+						// An unstored input is mapped as it is gathered.
+						src, af := X, x.deferred
+						if af != nil {
+							src = af.src
+						}
 						pa := sgemm.PackA(false, o, nb*P, 1, dy, nb*P)
-						pa.Mul(K, 1, g.newColT(X[i0*inSz:i1*inSz], nb).pack, beta, parts[ch], K)
+						pa.Mul(K, 1, g.newColT(src[i0*inSz:i1*inSz], nb, af).pack, beta, parts[ch], K)
 						pa.Release()
 						unset[ch] = false
 						goto input
 					}
+					xs, done := images(i0, i1)
+					defer done()
 					col := getBuf(K * G * P)
 					defer putBuf(col)
-					c := lower(col, i0, i1, par)
+					c := lower(col, xs, nb, par)
 					if !par && dotWeightGrad(o, K) {
 						if unset[ch] {
 							clear(parts[ch])

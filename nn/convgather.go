@@ -57,6 +57,11 @@ type colT struct {
 	xr    [][2]int // per column class: the kernel columns inside
 	mask  []uint32 // per border class: the lanes of the panel being packed
 	kk    int      // taps per channel (kh·kw)
+	// With af, x holds the source of an unstored BatchNorm output and pack
+	// maps each gathered value by its channel's affine map (lsc, lsh: the
+	// panel's lanes).
+	af       *channelAffine
+	lsc, lsh []float32
 }
 
 // colTTables holds the pixel tables of a geometry for a group size,
@@ -64,17 +69,14 @@ type colT struct {
 var colTTables sync.Map // struct{convGeom; nb int} -> *colT
 
 // newColT returns the packer of images x (nb of them, as in the group
-// tables of g).
-func (g convGeom) newColT(x []float32, nb int) *colT {
+// tables of g), or with af of the unstored images af maps x to.
+func (g convGeom) newColT(x []float32, nb int, af *channelAffine) *colT {
 	key := struct {
 		g  convGeom
 		nb int
 	}{g, nb}
 	if t, ok := colTTables.Load(key); ok {
-		c := *t.(*colT)
-		c.x = x
-		c.mask = make([]uint32, len(c.yr)*len(c.xr))
-		return &c
+		return t.(*colT).with(x, af)
 	}
 	ranges := func(n, size, k int) ([][2]int, []int) {
 		var rs [][2]int
@@ -132,9 +134,17 @@ func (g convGeom) newColT(x []float32, nb int) *colT {
 		}
 	}
 	colTTables.Store(key, t)
+	return t.with(x, af)
+}
+
+// with returns a packer of x (mapped by af) sharing t's tables.
+func (t *colT) with(x []float32, af *channelAffine) *colT {
 	c := *t
-	c.x = x
+	c.x, c.af = x, af
 	c.mask = make([]uint32, len(c.yr)*len(c.xr))
+	if af != nil {
+		c.lsc, c.lsh = make([]float32, 32), make([]float32, 32)
+	}
 	return &c
 }
 
@@ -155,7 +165,19 @@ func (t *colT) pack(dst []float32, pc, jc, kb, nb int) {
 				t.mask[y*len(t.xr)+x] = m
 			}
 		}
-		gatherCols(dst[jr*kb:(jr+32)*kb], t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32])
+		d := dst[jr*kb : (jr+32)*kb]
+		if t.af == nil {
+			gatherCols(d, t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32])
+			continue
+		}
+		for l := range 32 {
+			t.lsc[l], t.lsh[l] = 0, 0
+			if l < lanes {
+				ci := (jc + jr + l) / t.kk
+				t.lsc[l], t.lsh[l] = t.af.scale[ci], t.af.shift[ci]
+			}
+		}
+		gatherColsAffine(d, t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32], t.lsc, t.lsh, t.af.relu)
 	}
 }
 
@@ -188,6 +210,27 @@ func gatherCols(dst, x []float32, base, cls []int32, mask []uint32, offs []int32
 				row[l] = x[int(b)+int(off)]
 			} else {
 				row[l] = 0
+			}
+		}
+	}
+}
+
+// gatherColsAffine is gatherCols with every gathered value of lane l then
+// mapped to ReLU?(v·sc[l] + sh[l]) (affineInto's values).
+func gatherColsAffine(dst, x []float32, base, cls []int32, mask []uint32, offs []int32, sc, sh []float32, relu bool) {
+	n := len(base)
+	dst, cls, offs, sc, sh = dst[:32*n], cls[:n], offs[:32], sc[:32], sh[:32]
+	if useAVX512 && n > 0 {
+		gatherColsAffineAVX(&dst[0], &x[0], &base[0], &cls[0], &mask[0], &offs[0], n, &sc[0], &sh[0], relu)
+		return
+	}
+	for q, b := range base {
+		m := mask[cls[q]]
+		row := dst[32*q : 32*q+32]
+		for l, off := range offs {
+			row[l] = 0
+			if m&(1<<l) != 0 {
+				affineIntoGo(row[l:l+1], x[int(b)+int(off):][:1], sc[l], sh[l], relu)
 			}
 		}
 	}

@@ -113,7 +113,7 @@ func ceilDiv(a, b int) int {
 // fill minGemmCols columns (one image when its map is that large), one
 // group per worker at a time.
 // With st, it also writes the output's planeStats.
-func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogue, st []float64) {
+func panelConvForward(g convGeom, n, o int, images func(i0, i1 int) ([]float32, func()), W, Y, bias []float32, ep *epilogue, st []float64) {
 	K, P := g.rows(), g.cols()
 	inSz, outSz := g.c*g.h*g.w, o*P
 	G := min(n, max(1, (minGemmCols+P-1)/P)) // images per group
@@ -131,24 +131,26 @@ func panelConvForward(g convGeom, n, o int, X, W, Y, bias []float32, ep *epilogu
 		for grp := lo; grp < hi; grp++ {
 			i0, i1 := grp*G, min(n, (grp+1)*G)
 			nb := i1 - i0
+			xs, done := images(i0, i1)
 			pack := func(dst []float32, pc, jc, kb, cols int) {
 				// Columns [jc, jc+cols) of the group: whole images (align).
 				for j := jc / P; j < (jc+cols)/P; j++ {
-					xi := X[(i0+j)*inSz : (i0+j+1)*inSz]
-					g.packPanels(dst[(j*P-jc)*kb:], xi, pc, 0, kb, P)
+					g.packPanels(dst[(j*P-jc)*kb:], xs[j*inSz:(j+1)*inSz], pc, 0, kb, P)
 				}
 			}
 			if nb == 1 {
-				yi, xi := Y[i0*outSz:i1*outSz], X[i0*inSz:i1*inSz]
+				yi := Y[i0*outSz : i1*outSz]
 				pa.Mul(P, align, func(dst []float32, pc, jc, kb, cols int) {
-					g.packPanels(dst, xi, pc, jc, kb, cols)
+					g.packPanels(dst, xs, pc, jc, kb, cols)
 				}, fillBias(yi, bias, P), yi, P)
+				done()
 				ep.applyPlanes(yi, P)
 				planeStatsOf(st, yi, i0, o, P)
 				continue
 			}
 			tmp := getBuf(o * G * P)
 			pa.Mul(nb*P, align, pack, 0, tmp[:o*nb*P], nb*P)
+			done()
 			scatterGroup(Y[i0*outSz:i1*outSz], tmp, o, nb, nb*P, P, bias, ep)
 			putBuf(tmp)
 			for i := i0; i < i1; i++ {

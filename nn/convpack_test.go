@@ -279,8 +279,8 @@ func TestGatherMatchesIm2col(t *testing.T) {
 }
 
 // TestColTPacksIm2col checks the panels colT gathers (assembly and Go
-// loop) against im2col's column matrix, transposed (pack) and as it is
-// (packCols): for blocks of pixels and columns that start anywhere (pixels
+// loop) against im2col's column matrix, transposed (pack, also mapping an
+// unstored BatchNorm output as it gathers) and as it is (packCols): for blocks of pixels and columns that start anywhere (pixels
 // at a multiple of 32 for packCols), with a last panel cut short, on
 // images grouped side by side.
 func TestColTPacksIm2col(t *testing.T) {
@@ -301,6 +301,14 @@ func TestColTPacksIm2col(t *testing.T) {
 		for j := range c.nb {
 			g.im2col(col[j*P:], ld, x[j*c.c*c.h*c.w:])
 		}
+		// An unstored BatchNorm output over x: pack maps what it gathers;
+		// the reference is the column matrix of the mapped images.
+		aff := &channelAffine{src: x, scale: randVec(r, c.c), shift: randVec(r, c.c), relu: i%2 == 0, c: c.c, inner: c.h * c.w}
+		y := aff.images(make([]float32, len(x)), 0, c.nb)
+		afCol := make([]float32, K*ld)
+		for j := range c.nb {
+			g.im2col(afCol[j*P:], ld, y[j*c.c*c.h*c.w:])
+		}
 		withSIMD(t, func(t *testing.T, simd bool) {
 			for _, blk := range [][4]int{{0, 0, ld, K}, {1, 3, ld - 2, K - 5}, {ld / 2, 17, ld - ld/2, min(40, K-17)}} {
 				pc, jc, kb, nb := blk[0], blk[1], blk[2], blk[3]
@@ -312,7 +320,7 @@ func TestColTPacksIm2col(t *testing.T) {
 				q0 := pc / 32 * 32
 				cols := (ld - q0 + 31) / 32 * 32
 				fwd := make([]float32, cols*nb)
-				g.newColT(x, c.nb).packCols(fwd, jc, q0, nb, ld-q0)
+				g.newColT(x, c.nb, nil).packCols(fwd, jc, q0, nb, ld-q0)
 				for jr := 0; jr < cols; jr += 32 {
 					for p := range nb {
 						for l := range 32 {
@@ -327,17 +335,23 @@ func TestColTPacksIm2col(t *testing.T) {
 					}
 				}
 				panels := (nb + 31) / 32
-				dst := make([]float32, panels*32*kb)
-				g.newColT(x, c.nb).pack(dst, pc, jc, kb, nb)
-				for jr := 0; jr < panels*32; jr += 32 {
-					for p := range kb {
-						for l := range 32 {
-							got, want := dst[jr*kb+32*p+l], float32(0)
-							if jr+l < nb {
-								want = col[(jc+jr+l)*ld+pc+p]
-							}
-							if got != want {
-								t.Fatalf("case %d simd %v block %v: pixel %d column %d = %v, want %v", i, simd, blk, pc+p, jc+jr+l, got, want)
+				for _, af := range []*channelAffine{nil, aff} {
+					want := col
+					if af != nil {
+						want = afCol
+					}
+					dst := make([]float32, panels*32*kb)
+					g.newColT(x, c.nb, af).pack(dst, pc, jc, kb, nb)
+					for jr := 0; jr < panels*32; jr += 32 {
+						for p := range kb {
+							for l := range 32 {
+								got, w := dst[jr*kb+32*p+l], float32(0)
+								if jr+l < nb {
+									w = want[(jc+jr+l)*ld+pc+p]
+								}
+								if math.Float32bits(got) != math.Float32bits(w) {
+									t.Fatalf("case %d simd %v affine %v block %v: pixel %d column %d = %v, want %v", i, simd, af != nil, blk, pc+p, jc+jr+l, got, w)
+								}
 							}
 						}
 					}

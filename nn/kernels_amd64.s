@@ -859,3 +859,57 @@ gcloop:
 	JNZ gcloop
 	VZEROUPPER
 	RET
+
+// func gatherColsAffineAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, relu bool)
+// gatherColsAVX, each gathered lane l then mapped to x·sc[l] + sh[l] (and
+// ReLU), as affineAVX computes it; lanes outside the mask stay 0.
+TEXT ·gatherColsAffineAVX(SB), NOSPLIT, $0-73
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), R8
+	MOVQ cls+24(FP), R9
+	MOVQ mask+32(FP), R10
+	MOVQ offs+40(FP), R11
+	MOVQ n+48(FP), BX
+	MOVQ sc+56(FP), R12
+	MOVQ sh+64(FP), R13
+	MOVBLZX relu+72(FP), R14
+	VMOVDQU32 (R11), Z2
+	VMOVDQU32 64(R11), Z3
+	VMOVUPS (R12), Z8
+	VMOVUPS 64(R12), Z9
+	VMOVUPS (R13), Z10
+	VMOVUPS 64(R13), Z11
+galoop:
+	MOVLQSX (R9), AX
+	MOVL (R10)(AX*4), DX
+	VPBROADCASTD (R8), Z4
+	VPADDD Z2, Z4, Z5
+	VPADDD Z3, Z4, Z6
+	KMOVW DX, K1
+	KMOVW DX, K3
+	SHRL $16, DX
+	KMOVW DX, K2
+	KMOVW DX, K4
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VGATHERDPS (SI)(Z5*4), K1, Z0
+	VGATHERDPS (SI)(Z6*4), K2, Z1
+	VMULPS.Z Z8, Z0, K3, Z0
+	VMULPS.Z Z9, Z1, K4, Z1
+	VADDPS.Z Z10, Z0, K3, Z0
+	VADDPS.Z Z11, Z1, K4, Z1
+	TESTQ R14, R14
+	JZ gastore
+	RELU(Z0, Z7)
+	RELU(Z1, Z7)
+gastore:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, DI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ BX
+	JNZ galoop
+	VZEROUPPER
+	RET

@@ -14,15 +14,18 @@ import (
 // variance, momentum as in torch: r = (1−m)·r + m·batch); in evaluation it
 // uses runMean/runVar. gamma and beta may be nil (no affine transform).
 func BatchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train bool) *Var {
-	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, false)
+	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, false, false)
 }
 
 // BatchNormReLU is ReLU(BatchNorm(...)) computed in one pass over memory.
 func BatchNormReLU(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train bool) *Var {
-	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, true)
+	return batchNorm(x, gamma, beta, runMean, runVar, momentum, eps, train, true, false)
 }
 
-func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train, relu bool) *Var {
+// batchNorm is BatchNorm (relu: BatchNormReLU). With unstored, the output
+// is not written: its Var carries the per-channel map from x (deferred),
+// for a convolution that alone reads it to apply as it lowers its input.
+func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, eps float32, train, relu, unstored bool) *Var {
 	xs := x.Value.Shape
 	if len(xs) < 2 {
 		panic(fmt.Sprintf("nn: BatchNorm of %v", xs))
@@ -37,7 +40,12 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 		panic(fmt.Sprintf("nn: BatchNorm in training needs more than one value per channel, got %v", xs))
 	}
 	X := x.Value.Data
-	out := newUninit(xs...)
+	var out *tensor.Tensor
+	if unstored {
+		out = &tensor.Tensor{Shape: append([]int(nil), xs...)}
+	} else {
+		out = newUninit(xs...)
+	}
 	Y := out.Data
 	mean := make([]float32, c)
 	invstd := make([]float32, c)
@@ -100,13 +108,17 @@ func batchNorm(x, gamma, beta *Var, runMean, runVar *tensor.Tensor, momentum, ep
 				b += beta.Value.Data[ch]
 			}
 			scale[ch], shift[ch] = a, b
-			for i := 0; i < n; i++ {
+			for i := 0; i < n && !unstored; i++ {
 				o := (i*c + ch) * inner
 				apply(Y[o:o+inner], X[o:o+inner], a, b, relu)
 			}
 		}
 	})
 	v := newPooledVar(out, x, gamma, beta)
+	if unstored {
+		v.pooled = false
+		v.deferred = &channelAffine{src: X, scale: scale, shift: shift, relu: relu, c: c, inner: inner}
+	}
 	// Per-plane gradient sums, when a convolution reading v alone computes
 	// them (bit for bit what planeSums adds up: planes of at least sumMin
 	// values each take their own lanes).

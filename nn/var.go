@@ -31,6 +31,7 @@ type Var struct {
 	lazy         *lazyGrad // v's gradient as a function, from its only consumer
 	planeGrad    *planeGradSums
 	planeStats   []float64 // per-plane statistics of v for a BatchNorm (planeStatsOf), or nil
+	deferred     *channelAffine // v's value, not stored (v.Value has its shape and no data)
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
 }
@@ -137,7 +138,7 @@ func newPooledVar(value *tensor.Tensor, parents ...*Var) *Var {
 // first use.
 func (v *Var) grad() []float32 {
 	if v.Grad == nil {
-		b := getBuf(v.Value.Size())
+		b := getBuf(v.size())
 		parallelFor(len(b), func(lo, hi int) { clear(b[lo:hi]) })
 		v.Grad = tensor.FromSlice(b, v.Value.Shape...)
 	}
@@ -149,10 +150,22 @@ func (v *Var) grad() []float32 {
 // accumulated into.
 func (v *Var) gradFresh() (g []float32, fresh bool) {
 	if v.Grad == nil {
-		v.Grad = tensor.FromSlice(getBuf(v.Value.Size()), v.Value.Shape...)
+		v.Grad = tensor.FromSlice(getBuf(v.size()), v.Value.Shape...)
 		return v.Grad.Data, true
 	}
 	return v.Grad.Data, false
+}
+
+// size is the number of values of v (stored or not).
+func (v *Var) size() int {
+	if v.deferred != nil {
+		n := 1
+		for _, d := range v.Value.Shape {
+			n *= d
+		}
+		return n
+	}
+	return v.Value.Size()
 }
 
 // needs reports whether gradient must be propagated to v.
