@@ -30,7 +30,7 @@ type Var struct {
 	lazyOK       bool      // v's backward can take its gradient as a lazyGrad
 	lazy         *lazyGrad // v's gradient as a function, from its only consumer
 	planeGrad    *planeGradSums
-	planeStats   []float64 // per-plane statistics of v for a BatchNorm (planeStatsOf), or nil
+	planeStats   []float64      // per-plane statistics of v for a BatchNorm (planeStatsOf), or nil
 	deferred     *channelAffine // v's value, not stored (v.Value has its shape and no data)
 	parents      []*Var
 	backward     func() // reads v.Grad, accumulates into parents' Grad
