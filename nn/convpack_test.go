@@ -360,3 +360,32 @@ func TestColTPacksIm2col(t *testing.T) {
 		})
 	}
 }
+
+// TestGradChunks checks the chunks of a convolution's weight gradient:
+// they cover the groups in order, shrink (the last ones single groups when
+// the partial sums are small), and stay few enough that their partial sums
+// fit in about 8 MB.
+func TestGradChunks(t *testing.T) {
+	defer tensor.SetThreads(tensor.Threads())
+	for _, tc := range []struct{ groups, size, threads int }{
+		{64, 64 * 288, 2}, {16, 256 * 1152, 2}, {64, 32 * 27, 2}, {2, 10, 2}, {200, 512 * 4608, 2}, {64, 64 * 288, 3}, {5, 100, 8},
+	} {
+		tensor.SetThreads(tc.threads)
+		b := gradChunks(tc.groups, tc.size)
+		if b[0] != 0 || b[len(b)-1] != tc.groups {
+			t.Fatalf("%+v: bounds %v do not cover the groups", tc, b)
+		}
+		for i := 1; i < len(b); i++ {
+			if b[i] <= b[i-1] || (i > 1 && b[i]-b[i-1] > b[i-1]-b[i-2]) {
+				t.Fatalf("%+v: bounds %v: an empty or growing chunk", tc, b)
+			}
+		}
+		chunks := len(b) - 1
+		if most := max(2*tc.threads, (2<<20)/tc.size); chunks > most && chunks > 1 && b[1]-b[0] > 1 {
+			t.Errorf("%+v: %d chunks, more than %d", tc, chunks, most)
+		}
+		if small := (2<<20)/tc.size >= tc.groups; small && b[len(b)-1]-b[len(b)-2] != 1 {
+			t.Errorf("%+v: bounds %v: the last chunk is not a single group", tc, b)
+		}
+	}
+}

@@ -89,6 +89,26 @@ func For(n, minPer int, fn func(lo, hi int)) {
 	})
 }
 
+// Each runs fn(i) for every i in [0, n) on up to Threads() workers, each
+// taking the next item in order whenever it is free: for items that get
+// cheaper towards the end, so that the workers finish together. Like For,
+// use it when the result does not depend on which worker runs an item.
+func Each(n int, fn func(i int)) {
+	w := min(Threads(), n)
+	if w <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	onWorkers(w, func(int) {
+		for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+			fn(i)
+		}
+	})
+}
+
 // Workers returns how many workers Parallel(n, minPer, ...) will use.
 func Workers(n, minPer int) int {
 	if minPer < 1 {

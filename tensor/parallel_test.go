@@ -41,3 +41,21 @@ func TestForCoversEachItemOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestEachRunsEveryItemOnce checks that Each calls fn once for every index
+// of [0, n), for several sizes and thread counts.
+func TestEachRunsEveryItemOnce(t *testing.T) {
+	defer SetThreads(Threads())
+	for _, tc := range []struct{ n, threads int }{{0, 2}, {1, 2}, {2, 2}, {13, 2}, {13, 3}, {100, 8}, {3, 1}} {
+		t.Run(fmt.Sprint(tc.n, "/", tc.threads), func(t *testing.T) {
+			SetThreads(tc.threads)
+			seen := make([]atomic.Int32, tc.n)
+			Each(tc.n, func(i int) { seen[i].Add(1) })
+			for i := range seen {
+				if c := seen[i].Load(); c != 1 {
+					t.Fatalf("item %d ran %d times", i, c)
+				}
+			}
+		})
+	}
+}
