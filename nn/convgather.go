@@ -165,19 +165,18 @@ func (t *colT) pack(dst []float32, pc, jc, kb, nb int) {
 				t.mask[y*len(t.xr)+x] = m
 			}
 		}
-		d := dst[jr*kb : (jr+32)*kb]
-		if t.af == nil {
-			gatherCols(d, t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32])
-			continue
-		}
-		for l := range 32 {
-			t.lsc[l], t.lsh[l] = 0, 0
-			if l < lanes {
-				ci := (jc + jr + l) / t.kk
-				t.lsc[l], t.lsh[l] = t.af.scale[ci], t.af.shift[ci]
+		relu := false
+		if t.af != nil { // the lanes' channel maps
+			for l := range 32 {
+				t.lsc[l], t.lsh[l] = 0, 0
+				if l < lanes {
+					ci := (jc + jr + l) / t.kk
+					t.lsc[l], t.lsh[l] = t.af.scale[ci], t.af.shift[ci]
+				}
 			}
+			relu = t.af.relu
 		}
-		gatherColsAffine(d, t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32], t.lsc, t.lsh, t.af.relu)
+		gatherCols(dst[jr*kb:(jr+32)*kb], t.x, t.base[pc:pc+kb], t.cls[pc:pc+kb], t.mask, t.offs[jc+jr:jc+jr+32], t.lsc, t.lsh, relu)
 	}
 }
 
@@ -188,40 +187,28 @@ func (t *colT) packCols(dst []float32, pc, jc, kb, nb int) {
 	kk := t.kk
 	for jr := 0; jr < nb; jr += 32 {
 		q := jc + jr
-		gatherCols(dst[jr*kb:(jr+32)*kb], t.x, t.offs[pc:pc+kb], t.taps[pc:pc+kb], t.pmask[q/32*kk:(q/32+1)*kk], t.base[q:q+32])
+		gatherCols(dst[jr*kb:(jr+32)*kb], t.x, t.offs[pc:pc+kb], t.taps[pc:pc+kb], t.pmask[q/32*kk:(q/32+1)*kk], t.base[q:q+32], nil, nil, false)
 	}
 }
 
 // gatherCols writes, for every pixel q, the 32 values x[base[q]+offs[l]]
-// of the lanes l set in mask[cls[q]] (zeros elsewhere) to dst[32q:]. The
-// tables come from newColT, which sets only lanes that read inside x.
-func gatherCols(dst, x []float32, base, cls []int32, mask []uint32, offs []int32) {
+// of the lanes l set in mask[cls[q]] (zeros elsewhere) to dst[32q:], each
+// then mapped to ReLU?(v·sc[l] + sh[l]) when sc is not nil (affineInto's
+// values: an unstored BatchNorm output). The tables come from newColT,
+// which sets only lanes that read inside x.
+func gatherCols(dst, x []float32, base, cls []int32, mask []uint32, offs []int32, sc, sh []float32, relu bool) {
 	n := len(base)
 	dst, cls, offs = dst[:32*n], cls[:n], offs[:32]
 	if useAVX512 && n > 0 {
-		gatherColsAVX(&dst[0], &x[0], &base[0], &cls[0], &mask[0], &offs[0], n)
-		return
-	}
-	for q, b := range base {
-		m := mask[cls[q]]
-		row := dst[32*q : 32*q+32]
-		for l, off := range offs {
-			if m&(1<<l) != 0 {
-				row[l] = x[int(b)+int(off)]
-			} else {
-				row[l] = 0
+		var psc, psh *float32
+		mode := 0
+		if sc != nil {
+			psc, psh, mode = &sc[:32][0], &sh[:32][0], 1
+			if relu {
+				mode = 2
 			}
 		}
-	}
-}
-
-// gatherColsAffine is gatherCols with every gathered value of lane l then
-// mapped to ReLU?(v·sc[l] + sh[l]) (affineInto's values).
-func gatherColsAffine(dst, x []float32, base, cls []int32, mask []uint32, offs []int32, sc, sh []float32, relu bool) {
-	n := len(base)
-	dst, cls, offs, sc, sh = dst[:32*n], cls[:n], offs[:32], sc[:32], sh[:32]
-	if useAVX512 && n > 0 {
-		gatherColsAffineAVX(&dst[0], &x[0], &base[0], &cls[0], &mask[0], &offs[0], n, &sc[0], &sh[0], relu)
+		gatherColsAVX(&dst[0], &x[0], &base[0], &cls[0], &mask[0], &offs[0], n, psc, psh, mode)
 		return
 	}
 	for q, b := range base {
@@ -229,8 +216,12 @@ func gatherColsAffine(dst, x []float32, base, cls []int32, mask []uint32, offs [
 		row := dst[32*q : 32*q+32]
 		for l, off := range offs {
 			row[l] = 0
-			if m&(1<<l) != 0 {
-				affineIntoGo(row[l:l+1], x[int(b)+int(off):][:1], sc[l], sh[l], relu)
+			if m&(1<<l) == 0 {
+				continue
+			}
+			row[l] = x[int(b)+int(off)]
+			if sc != nil {
+				affineIntoGo(row[l:l+1], row[l:l+1], sc[l], sh[l], relu)
 			}
 		}
 	}

@@ -57,7 +57,4 @@ func maxRowS2AVX(hm *float32, hi *int32, row *float32, ow int)
 func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows int)
 
 //go:noescape
-func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int)
-
-//go:noescape
-func gatherColsAffineAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, relu bool)
+func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, mode int)

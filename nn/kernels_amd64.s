@@ -824,46 +824,12 @@ mcdone:
 	RET
 
 
-// func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int)
+// func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, mode int)
 // For each of n pixels q: dst[32q+l] = x[base[q]+offs[l]] for the lanes l
-// set in mask[cls[q]], 0 for the others.
-TEXT ·gatherColsAVX(SB), NOSPLIT, $0-56
-	MOVQ dst+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ base+16(FP), R8
-	MOVQ cls+24(FP), R9
-	MOVQ mask+32(FP), R10
-	MOVQ offs+40(FP), R11
-	MOVQ n+48(FP), BX
-	VMOVDQU32 (R11), Z2
-	VMOVDQU32 64(R11), Z3
-gcloop:
-	MOVLQSX (R9), AX
-	MOVL (R10)(AX*4), DX
-	VPBROADCASTD (R8), Z4
-	VPADDD Z2, Z4, Z5
-	VPADDD Z3, Z4, Z6
-	KMOVW DX, K1
-	SHRL $16, DX
-	KMOVW DX, K2
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VGATHERDPS (SI)(Z5*4), K1, Z0
-	VGATHERDPS (SI)(Z6*4), K2, Z1
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z1, 64(DI)
-	ADDQ $128, DI
-	ADDQ $4, R8
-	ADDQ $4, R9
-	DECQ BX
-	JNZ gcloop
-	VZEROUPPER
-	RET
-
-// func gatherColsAffineAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, relu bool)
-// gatherColsAVX, each gathered lane l then mapped to x·sc[l] + sh[l] (and
-// ReLU), as affineAVX computes it; lanes outside the mask stay 0.
-TEXT ·gatherColsAffineAVX(SB), NOSPLIT, $0-73
+// set in mask[cls[q]], 0 for the others; with mode 1 each gathered lane l
+// is then mapped to x·sc[l] + sh[l], with mode 2 also ReLU (affineAVX's
+// values; lanes outside the mask stay 0).
+TEXT ·gatherColsAVX(SB), NOSPLIT, $0-80
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ base+16(FP), R8
@@ -873,14 +839,16 @@ TEXT ·gatherColsAffineAVX(SB), NOSPLIT, $0-73
 	MOVQ n+48(FP), BX
 	MOVQ sc+56(FP), R12
 	MOVQ sh+64(FP), R13
-	MOVBLZX relu+72(FP), R14
+	MOVQ mode+72(FP), R14
 	VMOVDQU32 (R11), Z2
 	VMOVDQU32 64(R11), Z3
+	TESTQ R14, R14
+	JZ gcloop
 	VMOVUPS (R12), Z8
 	VMOVUPS 64(R12), Z9
 	VMOVUPS (R13), Z10
 	VMOVUPS 64(R13), Z11
-galoop:
+gcloop:
 	MOVLQSX (R9), AX
 	MOVL (R10)(AX*4), DX
 	VPBROADCASTD (R8), Z4
@@ -895,21 +863,24 @@ galoop:
 	VPXORD Z1, Z1, Z1
 	VGATHERDPS (SI)(Z5*4), K1, Z0
 	VGATHERDPS (SI)(Z6*4), K2, Z1
+	TESTQ R14, R14
+	JZ gcstore
 	VMULPS.Z Z8, Z0, K3, Z0
 	VMULPS.Z Z9, Z1, K4, Z1
 	VADDPS.Z Z10, Z0, K3, Z0
 	VADDPS.Z Z11, Z1, K4, Z1
-	TESTQ R14, R14
-	JZ gastore
+	CMPQ R14, $2
+	JNE gcstore
 	RELU(Z0, Z7)
 	RELU(Z1, Z7)
-gastore:
+gcstore:
 	VMOVUPS Z0, (DI)
 	VMOVUPS Z1, 64(DI)
 	ADDQ $128, DI
 	ADDQ $4, R8
 	ADDQ $4, R9
 	DECQ BX
-	JNZ galoop
+	JNZ gcloop
 	VZEROUPPER
 	RET
+

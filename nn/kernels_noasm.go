@@ -37,10 +37,6 @@ func maxColsAVX(y *float32, arg *int32, hm *float32, hi *int32, ow, w, r0, nrows
 	panic("unreachable")
 }
 
-func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int) {
-	panic("unreachable")
-}
-
-func gatherColsAffineAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, relu bool) {
+func gatherColsAVX(dst, x *float32, base, cls *int32, mask *uint32, offs *int32, n int, sc, sh *float32, mode int) {
 	panic("unreachable")
 }
