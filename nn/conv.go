@@ -518,9 +518,6 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 				bounds = gradChunks(groups, o*K)
 			}
 			chunks := len(bounds) - 1
-			// parts[ch] is chunk ch's weight gradient; unset[ch] says it
-			// holds nothing yet (its first product assigns instead of
-			// adding, so no buffer is cleared first).
 			// With serial groups, Wᵀ is packed for sgemm once.
 			var pwT *sgemm.PackedA
 			if gx != nil && !par && sgemm.Available() {
@@ -535,6 +532,9 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 				}
 				gemm(par)(true, false, K, cols, o, 1, W, K, dy, cols, beta, out, cols)
 			}
+			// parts[ch] is chunk ch's weight gradient; unset[ch] says it
+			// holds nothing yet (its first product assigns instead of
+			// adding, so no buffer is cleared first).
 			var parts [][]float32
 			var unset []bool
 			if w.needs() {
@@ -571,11 +571,11 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 					if parts[ch] == nil {
 						parts[ch], unset[ch] = getBuf(o*K), true
 					}
+					beta := float32(1)
+					if unset[ch] {
+						beta = 0
+					}
 					if !par && g.gatherGrad(o) {
-						beta := float32(1)
-						if unset[ch] {
-							beta = 0
-						}
 						// An unstored input is mapped as it is gathered.
 						src, af := X, x.deferred
 						if af != nil {
@@ -584,29 +584,23 @@ func conv2d(x, w, b *Var, stride, pad int, ep *epilogue, stats bool) *Var {
 						pa := sgemm.PackA(false, o, nb*P, 1, dy, nb*P)
 						pa.Mul(K, 1, g.newColT(src[i0*inSz:i1*inSz], nb, af).pack, beta, parts[ch], K)
 						pa.Release()
-						unset[ch] = false
-						goto input
-					}
-					xs, done := images(i0, i1)
-					defer done()
-					col := getBuf(K * G * P)
-					defer putBuf(col)
-					c := lower(col, xs, nb, par)
-					if !par && dotWeightGrad(o, K) {
-						if unset[ch] {
-							clear(parts[ch])
-						}
-						sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[ch], K)
 					} else {
-						beta := float32(1)
-						if unset[ch] {
-							beta = 0
+						xs, done := images(i0, i1)
+						defer done()
+						col := getBuf(K * G * P)
+						defer putBuf(col)
+						c := lower(col, xs, nb, par)
+						if !par && dotWeightGrad(o, K) {
+							if unset[ch] {
+								clear(parts[ch])
+							}
+							sgemm.DotNT(o, K, nb*P, dy, nb*P, c, nb*P, parts[ch], K)
+						} else {
+							gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, beta, parts[ch], K)
 						}
-						gemm(par)(false, true, o, K, nb*P, 1, dy, nb*P, c, nb*P, beta, parts[ch], K)
 					}
 					unset[ch] = false
 				}
-			input:
 				if gx != nil { // dcol = Wᵀ·dY, then col2im
 					if sums != nil {
 						defer func() {
