@@ -203,9 +203,7 @@ func (b *BatchNormLayer) NamedBuffers() map[string]*tensor.Tensor {
 // block while it is still in cache; otherwise it is exactly
 // bn.Forward(conv.Forward(x), train) (or ForwardReLU).
 func ConvBN(x *Var, conv *Conv2dLayer, bn *BatchNormLayer, train, relu bool) *Var {
-	recorded := GradEnabled() && (x.requiresGrad || conv.W.requiresGrad || bn.Gamma.requiresGrad ||
-		bn.Beta.requiresGrad || (conv.B != nil && conv.B.requiresGrad))
-	if train || recorded {
+	if train || convBNRecorded(x, conv, bn) {
 		// In training the convolution also computes the statistics of its
 		// output planes for the BatchNorm, while they are in cache.
 		z := conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, nil, train && usePlaneStats)
@@ -225,6 +223,13 @@ func ConvBN(x *Var, conv *Conv2dLayer, bn *BatchNormLayer, train, relu bool) *Va
 	return conv2d(x, conv.W, conv.B, conv.Stride, conv.Pad, ep, false)
 }
 
+// convBNRecorded reports whether ConvBN(x, conv, bn, ...) records a graph
+// (a gradient flows to an input or a parameter).
+func convBNRecorded(x *Var, conv *Conv2dLayer, bn *BatchNormLayer) bool {
+	return GradEnabled() && (x.requiresGrad || conv.W.requiresGrad || bn.Gamma.requiresGrad ||
+		bn.Beta.requiresGrad || (conv.B != nil && conv.B.requiresGrad))
+}
+
 // ConvBNChain applies ConvBN(x, convs[i], bns[i], train, relu) for each
 // block in turn. In training, the BatchNorm outputs between blocks are not
 // stored: each BatchNorm hands its per-channel map to the next
@@ -239,9 +244,7 @@ func ConvBNChain(x *Var, convs []*Conv2dLayer, bns []*BatchNormLayer, train, rel
 	}
 	for i, conv := range convs {
 		bn := bns[i]
-		recorded := GradEnabled() && (x.requiresGrad || conv.W.requiresGrad || bn.Gamma.requiresGrad ||
-			bn.Beta.requiresGrad || (conv.B != nil && conv.B.requiresGrad))
-		if i == len(convs)-1 || !(train || recorded) || !useUnstored {
+		if i == len(convs)-1 || !(train || convBNRecorded(x, conv, bn)) || !useUnstored {
 			x = ConvBN(x, conv, bn, train, relu)
 			continue
 		}

@@ -159,11 +159,7 @@ func (v *Var) gradFresh() (g []float32, fresh bool) {
 // size is the number of values of v (stored or not).
 func (v *Var) size() int {
 	if v.deferred != nil {
-		n := 1
-		for _, d := range v.Value.Shape {
-			n *= d
-		}
-		return n
+		return tensor.Numel(v.Value.Shape)
 	}
 	return v.Value.Size()
 }

@@ -32,14 +32,14 @@ type Tensor struct {
 
 // New returns a zero tensor of the given shape.
 func New(shape ...int) *Tensor {
-	n := numel(shape)
+	n := Numel(shape)
 	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}
 }
 
 // FromSlice wraps data (not copied) as a tensor of the given shape. It panics
 // if len(data) does not match the shape: that is a programming error.
 func FromSlice(data []float32, shape ...int) *Tensor {
-	if n := numel(shape); n != len(data) {
+	if n := Numel(shape); n != len(data) {
 		panic(fmt.Sprintf("tensor.FromSlice: %d values for shape %v (%d)", len(data), shape, n))
 	}
 	return &Tensor{Shape: append([]int(nil), shape...), Data: data}
@@ -123,7 +123,8 @@ func InferShape(n int, shape []int) []int {
 	return out
 }
 
-func numel(shape []int) int {
+// Numel returns the number of values of a tensor of the given shape.
+func Numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
