@@ -76,11 +76,22 @@ func checkH5Length(path string, size int64) error {
 	defer f.Close()
 	var b [64]byte
 	n, _ := io.ReadFull(f, b[:])
-	if n < 16 || string(b[:8]) != "\x89HDF\r\n\x1a\n" {
-		return nil // no superblock at 0: let the library decide
+	if eof, ok := superblockEOF(b[:n]); ok && eof > uint64(size) {
+		return fmt.Errorf("section: %s: truncated HDF5 file: %d bytes, its superblock says %d", path, size, eof)
 	}
-	// Offsets of the end-of-file address (8-byte offsets only; the base
-	// address is 0 for files written at offset 0).
+	// The heaps are checked whatever the superblock says: a fuzzed file
+	// whose superblock gave 0-byte offsets (so no end-of-file address to
+	// compare) still made the library allocate a corrupt heap's 378 GB.
+	return checkHeaps(path, f, size)
+}
+
+// superblockEOF returns the end-of-file address recorded in a superblock
+// at the start of b (the file's first bytes), when there is one with
+// 8-byte offsets (the base address is 0 for files written at offset 0).
+func superblockEOF(b []byte) (uint64, bool) {
+	if len(b) < 16 || string(b[:8]) != "\x89HDF\r\n\x1a\n" {
+		return 0, false // no superblock at 0: let the library decide
+	}
 	var at, osize int
 	switch b[8] {
 	case 0:
@@ -90,16 +101,12 @@ func checkH5Length(path string, size int64) error {
 	case 2, 3:
 		at, osize = 12+2*8, int(b[9])
 	default:
-		return nil
+		return 0, false
 	}
-	if osize != 8 || at+8 > n {
-		return nil
+	if osize != 8 || at+8 > len(b) {
+		return 0, false
 	}
-	eof := binary.LittleEndian.Uint64(b[at : at+8])
-	if eof > uint64(size) {
-		return fmt.Errorf("section: %s: truncated HDF5 file: %d bytes, its superblock says %d", path, size, eof)
-	}
-	return checkHeaps(path, f, size)
+	return binary.LittleEndian.Uint64(b[at : at+8]), true
 }
 
 // checkHeaps guards against a defect of scigolib/hdf5 v0.14.0 found by

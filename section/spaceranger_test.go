@@ -337,6 +337,13 @@ func TestReadSpaceRangerBadInput(t *testing.T) {
 			srPatchHeap(t, p, "HEAP\x00\x00\x00\x00", 8, 0x3d3d3d3d58, "")   // crash a19ff9b9
 			srPatchHeap(t, p, "HEAP\x00\x00\x00\x00", 24, 0x2c800000000, "") // address outside the file
 		}, "claims 263020428632 bytes"},
+		// Fuzz10xH5 regression e4895fdd: a superblock with 0-byte offsets
+		// (no end-of-file address to check) skipped the heap guard, and
+		// its "HEAPcccc" heap made the library allocate 378 GB.
+		{"h5 superblock without offsets, heap corrupt", "A1_sub", h5, func(t *testing.T, p string) {
+			b, _ := os.ReadFile(srTestdata(t, "visium", "bad", "heap_zero_offset_size.h5"))
+			os.WriteFile(p, b, 0o644)
+		}, "claims 377957122048 bytes"},
 		{"not an h5", "A1_sub", h5, func(t *testing.T, p string) { os.WriteFile(p, []byte("hello"), 0o644) }, "not a readable HDF5"},
 		{"h5 missing /matrix/indptr", "A1_sub", h5, func(t *testing.T, p string) {
 			b, _ := os.ReadFile(srTestdata(t, "visium", "bad", "missing_indptr.h5"))

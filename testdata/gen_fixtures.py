@@ -61,6 +61,8 @@ Output (committed, < 1 MB in total):
   h5ad/A1_sub_csr.h5ad        CSR int64 X, obs label as plain strings (+ array_row/col),
                               uns/spatial/A1 lowres uint8 only
   visium/bad/missing_indptr.h5   the .h5 without /matrix/indptr
+  (visium/bad/heap_zero_offset_size.h5 is not written here: a Fuzz10xH5
+   crash input, e4895fdd, kept as the fuzzer found it)
   h5ad/bad/{nan,negative}_X.h5ad dense X with one NaN (obs 3, var 5) / -1 (obs 7, var 2)
   h5ad/A1_sub_csc.h5ad        CSC float64 X, categorical labels, no uns/spatial
   fixture.json                the expected values (spot ids, barcodes,
